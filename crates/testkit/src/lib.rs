@@ -1,1 +1,7 @@
-//! placeholder
+//! Test kit for chroot-distro (dev-only): isolated stores, fixture images written as OCI
+//! layouts, busybox root filesystems, local registries, and private mount namespaces.
+
+pub mod busybox;
+pub mod env;
+pub mod fixture;
+pub mod mntns;

@@ -1,0 +1,31 @@
+//! One thin file per command: turn arguments into an engine call and render the result.
+
+mod clear_cache;
+mod help;
+mod list;
+mod remove;
+mod rename;
+
+use anyhow::bail;
+
+use crate::args::{Cli, Command};
+use crate::exit::ExitStatus;
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
+    let store = cd_engine::Store::from_env();
+    match cli.command {
+        Command::List(args) => list::run(&store, &args),
+        Command::Ps(args) => list::run_ps(&store, &args),
+        Command::Rename(args) => rename::run(&store, &args),
+        Command::Remove(args) => remove::run(&store, &args),
+        Command::ClearCache(args) => clear_cache::run(&store, &args),
+        Command::Help(args) => help::run(&args),
+        Command::Completion(args) => crate::completion::run(args.shell),
+        other => not_available(other.name()),
+    }
+}
+
+/// Commands whose issue has not landed say so instead of pretending.
+fn not_available(name: &str) -> anyhow::Result<ExitStatus> {
+    bail!("'{name}' is not available yet")
+}

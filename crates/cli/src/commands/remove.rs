@@ -1,0 +1,22 @@
+//! `remove CONTAINER`.
+
+use cd_engine::report::Reporter;
+use cd_engine::{human_bytes, Store};
+
+use crate::args::RemoveArgs;
+use crate::exit::ExitStatus;
+use crate::printer::{Printer, Verbosity};
+
+pub fn run(store: &Store, args: &RemoveArgs) -> anyhow::Result<ExitStatus> {
+    let printer = Printer::new(Verbosity::from_flags(
+        args.verbosity.quiet,
+        args.verbosity.verbose,
+    ));
+    let freed = store.remove(&args.container, &printer)?;
+    printer.info(&format!(
+        "removed container '{}' ({} freed)",
+        args.container,
+        human_bytes(freed)
+    ));
+    Ok(ExitStatus::Success)
+}
