@@ -1,0 +1,60 @@
+//! A container under construction: built in `containers/.staging-<name>` and renamed into
+//! place only when complete. Dropping it unfinished removes it, so a failed or interrupted
+//! install or restore leaves no half container behind.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{EngineError, IoContext};
+use crate::paths::StorePaths;
+
+#[derive(Debug)]
+pub struct Staging {
+    dir: PathBuf,
+    target: PathBuf,
+    done: bool,
+}
+
+impl Staging {
+    /// Start a fresh staging directory for `name` (a leftover from a crash is cleared first).
+    /// The caller must hold the container's lock.
+    pub fn begin(paths: &StorePaths, name: &str) -> Result<Staging, EngineError> {
+        let dir = paths.staging(name);
+        if dir.symlink_metadata().is_ok() {
+            crate::mounts::unmount_all_under(name, &dir)?;
+            crate::tree::remove_tree(&dir, &mut |_| {})
+                .context(|| format!("cannot clear stale {}", dir.display()))?;
+        }
+        std::fs::create_dir_all(dir.join("rootfs"))
+            .context(|| format!("cannot create {}", dir.display()))?;
+        Ok(Staging { dir, target: paths.container_dir(name), done: false })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+
+    /// Move the finished container into place.
+    pub fn commit(mut self) -> Result<PathBuf, EngineError> {
+        if self.target.symlink_metadata().is_ok() {
+            return Err(EngineError::AlreadyExists(
+                self.target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            ));
+        }
+        std::fs::rename(&self.dir, &self.target)
+            .context(|| format!("cannot move {} into place", self.dir.display()))?;
+        self.done = true;
+        Ok(self.target.clone())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.done && self.dir.symlink_metadata().is_ok() {
+            let _ = crate::tree::remove_tree(&self.dir, &mut |_| {});
+        }
+    }
+}
