@@ -10,6 +10,7 @@ pub mod names;
 pub mod paths;
 pub mod record;
 pub mod report;
+pub mod source;
 pub mod staging;
 pub mod store;
 pub mod tree;
