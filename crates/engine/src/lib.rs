@@ -1,6 +1,7 @@
 //! Use cases of chroot-distro and the store they work on. Nothing here prints: messages and
 //! progress go through [`report::Reporter`], errors are [`EngineError`] values with a user message.
 
+pub mod archive_kind;
 pub mod atomic;
 pub mod cache;
 pub mod error;

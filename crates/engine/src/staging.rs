@@ -26,7 +26,11 @@ impl Staging {
         }
         std::fs::create_dir_all(dir.join("rootfs"))
             .context(|| format!("cannot create {}", dir.display()))?;
-        Ok(Staging { dir, target: paths.container_dir(name), done: false })
+        Ok(Staging {
+            dir,
+            target: paths.container_dir(name),
+            done: false,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -41,7 +45,10 @@ impl Staging {
     pub fn commit(mut self) -> Result<PathBuf, EngineError> {
         if self.target.symlink_metadata().is_ok() {
             return Err(EngineError::AlreadyExists(
-                self.target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                self.target
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
             ));
         }
         std::fs::rename(&self.dir, &self.target)

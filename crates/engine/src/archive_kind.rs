@@ -1,0 +1,177 @@
+//! What a local archive holds: an OCI image layout, a docker-archive, or a plain root
+//! filesystem (and then how many leading directories to strip). Decided from the entries,
+//! never from the file name.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+
+use crate::error::EngineError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveKind {
+    /// `oci-layout` at the root, as `skopeo copy oci-archive:` writes.
+    OciLayout,
+    /// `manifest.json` with layer tars, as `docker save` / `skopeo copy docker-archive:` write.
+    DockerArchive,
+    /// A root filesystem tree, found `strip` directories deep.
+    Rootfs { strip: usize },
+}
+
+/// Directories that mark the top of a Linux root filesystem.
+const ROOT_MARKERS: &[&str] = &[
+    "bin", "boot", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32", "media", "mnt", "opt",
+    "proc", "root", "run", "sbin", "srv", "sys", "tmp", "usr", "var",
+];
+
+const MAX_STRIP: usize = 3;
+
+/// Normalise an entry name: drop `./` and leading `/`, split into components.
+pub fn components(name: &str) -> Vec<&str> {
+    name.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect()
+}
+
+/// Classify a tar stream by reading its headers (contents are skipped, not buffered).
+pub fn classify<R: Read>(tar_stream: R) -> Result<ArchiveKind, EngineError> {
+    let mut archive = tar::Archive::new(tar_stream);
+    let entries = archive.entries().map_err(not_a_tar)?;
+    let mut names: Vec<Vec<String>> = Vec::new();
+    let mut has_oci_layout = false;
+    let mut has_docker_manifest = false;
+    let mut count = 0usize;
+    for entry in entries {
+        let entry = entry.map_err(not_a_tar)?;
+        let raw = entry.path_bytes();
+        let name = String::from_utf8_lossy(&raw).into_owned();
+        let comps: Vec<String> = components(&name).into_iter().map(str::to_string).collect();
+        if comps.len() == 1 && comps[0] == "oci-layout" {
+            has_oci_layout = true;
+        }
+        if comps.len() == 1 && comps[0] == "manifest.json" {
+            has_docker_manifest = true;
+        }
+        count += 1;
+        if comps.len() <= MAX_STRIP + 1 {
+            names.push(comps);
+        }
+    }
+    if count == 0 {
+        return Err(EngineError::Other(
+            "the archive is empty; expected a root filesystem or an OCI/docker image".to_string(),
+        ));
+    }
+    if has_oci_layout {
+        return Ok(ArchiveKind::OciLayout);
+    }
+    if has_docker_manifest && !names.iter().any(|c| c.first().is_some_and(|f| f == "etc")) {
+        return Ok(ArchiveKind::DockerArchive);
+    }
+    best_strip(&names)
+        .map(|strip| ArchiveKind::Rootfs { strip })
+        .ok_or_else(|| {
+            EngineError::Other(
+                "the archive does not look like a root filesystem (no bin/, etc/ or usr/ found) \
+             nor an OCI or docker image"
+                    .to_string(),
+            )
+        })
+}
+
+/// The strip level whose directory holds the most root markers; all entries deeper than the
+/// strip must share one prefix, so `myroot/{bin,etc,usr}` strips `myroot/`.
+fn best_strip(names: &[Vec<String>]) -> Option<usize> {
+    let mut best: Option<(usize, usize)> = None;
+    for strip in 0..=MAX_STRIP {
+        let prefixes: BTreeSet<&[String]> = names
+            .iter()
+            .filter(|c| c.len() > strip)
+            .map(|c| &c[..strip])
+            .collect();
+        if prefixes.len() != 1 {
+            continue;
+        }
+        let markers: BTreeSet<&str> = names
+            .iter()
+            .filter(|c| c.len() > strip)
+            .map(|c| c[strip].as_str())
+            .filter(|n| ROOT_MARKERS.contains(n))
+            .collect();
+        if !markers.is_empty() && best.is_none_or(|(_, score)| markers.len() > score) {
+            best = Some((strip, markers.len()));
+        }
+    }
+    best.map(|(strip, _)| strip)
+}
+
+fn not_a_tar(e: std::io::Error) -> EngineError {
+    EngineError::Other(format!(
+        "not a readable tar archive ({e}); expected a rootfs tarball or an OCI/docker image archive"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(names: &[&str]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for n in names {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(0);
+            h.set_mode(0o644);
+            if n.ends_with('/') {
+                h.set_entry_type(tar::EntryType::Directory);
+            }
+            b.append_data(&mut h, n, std::io::empty()).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn rootfs_at_top_level() {
+        let t = tar_of(&[
+            "./",
+            "./bin/",
+            "./bin/sh",
+            "./etc/",
+            "./etc/passwd",
+            "./usr/",
+        ]);
+        assert_eq!(classify(&t[..]).unwrap(), ArchiveKind::Rootfs { strip: 0 });
+    }
+
+    #[test]
+    fn rootfs_inside_one_folder_is_stripped() {
+        let t = tar_of(&[
+            "myroot/",
+            "myroot/bin/sh",
+            "myroot/etc/passwd",
+            "myroot/usr/lib/x",
+        ]);
+        assert_eq!(classify(&t[..]).unwrap(), ArchiveKind::Rootfs { strip: 1 });
+        let t = tar_of(&["a/b/bin/sh", "a/b/etc/passwd", "a/b/usr/x"]);
+        assert_eq!(classify(&t[..]).unwrap(), ArchiveKind::Rootfs { strip: 2 });
+    }
+
+    #[test]
+    fn a_root_with_an_odd_folder_named_like_a_root_is_not_stripped() {
+        let t = tar_of(&["bin/sh", "etc/passwd", "usr/bin/x", "home/u/etc/y"]);
+        assert_eq!(classify(&t[..]).unwrap(), ArchiveKind::Rootfs { strip: 0 });
+    }
+
+    #[test]
+    fn image_archives_are_recognised() {
+        let t = tar_of(&["oci-layout", "index.json", "blobs/sha256/ab"]);
+        assert_eq!(classify(&t[..]).unwrap(), ArchiveKind::OciLayout);
+        let t = tar_of(&["manifest.json", "repositories", "abc.tar", "abc.json"]);
+        assert_eq!(classify(&t[..]).unwrap(), ArchiveKind::DockerArchive);
+    }
+
+    #[test]
+    fn junk_is_refused() {
+        assert!(classify(&b"not a tar at all, just some text"[..]).is_err());
+        assert!(classify(&tar_of(&["hello.txt", "notes/readme"])[..]).is_err());
+        assert!(classify(&[0u8; 0][..]).is_err());
+    }
+}
