@@ -16,8 +16,12 @@ demo: setup
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	python3 bench/bench.py --check
 
 nextest:
 	$(CARGO) nextest run --workspace --no-fail-fast
 
 test: setup lint nextest
+
+bench:
+	python3 bench/bench.py
