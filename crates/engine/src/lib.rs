@@ -14,6 +14,7 @@ pub mod report;
 pub mod source;
 pub mod staging;
 pub mod store;
+pub mod transfer;
 pub mod tree;
 
 pub use error::EngineError;

@@ -1,10 +1,12 @@
 //! One thin file per command: turn arguments into an engine call and render the result.
 
 mod clear_cache;
+mod copy;
 mod help;
 mod list;
 mod remove;
 mod rename;
+mod sync;
 
 use anyhow::bail;
 
@@ -21,6 +23,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::ClearCache(args) => clear_cache::run(&store, &args),
         Command::Help(args) => help::run(&args),
         Command::Completion(args) => crate::completion::run(args.shell),
+        Command::Copy(args) => copy::run(&store, &args),
+        Command::Sync(args) => sync::run(&store, &args),
         other => not_available(other.name()),
     }
 }
