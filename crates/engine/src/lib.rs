@@ -3,7 +3,10 @@
 
 pub mod archive_kind;
 pub mod atomic;
+pub mod backup;
+pub mod backup_codec;
 pub mod cache;
+pub mod diff;
 pub mod error;
 pub mod lock;
 pub mod mounts;
@@ -11,6 +14,7 @@ pub mod names;
 pub mod paths;
 pub mod record;
 pub mod report;
+pub mod restore;
 pub mod source;
 pub mod staging;
 pub mod store;

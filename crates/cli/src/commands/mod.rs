@@ -1,11 +1,14 @@
 //! One thin file per command: turn arguments into an engine call and render the result.
 
+mod backup;
 mod clear_cache;
 mod copy;
+mod diff;
 mod help;
 mod list;
 mod remove;
 mod rename;
+mod restore;
 mod sync;
 
 use anyhow::bail;
@@ -23,6 +26,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::ClearCache(args) => clear_cache::run(&store, &args),
         Command::Help(args) => help::run(&args),
         Command::Completion(args) => crate::completion::run(args.shell),
+        Command::Backup(args) => backup::run(&store, &args),
+        Command::Restore(args) => restore::run(&store, &args),
+        Command::Diff(args) => diff::run(&store, &args),
         Command::Copy(args) => copy::run(&store, &args),
         Command::Sync(args) => sync::run(&store, &args),
         other => not_available(other.name()),

@@ -1,0 +1,27 @@
+//! `restore [BACKUP_FILE]` (stdin when omitted).
+
+use cd_engine::report::Reporter;
+use cd_engine::restore;
+use cd_engine::Store;
+
+use crate::args::RestoreArgs;
+use crate::exit::ExitStatus;
+use crate::printer::{Printer, Verbosity};
+
+pub fn run(store: &Store, args: &RestoreArgs) -> anyhow::Result<ExitStatus> {
+    let printer = Printer::new(Verbosity::from_flags(
+        args.verbosity.quiet,
+        args.verbosity.verbose,
+    ));
+    let summary = restore::restore(
+        store,
+        args.file.as_deref(),
+        Box::new(std::io::stdin()),
+        &printer,
+    )?;
+    printer.info(&format!(
+        "restored container '{}' ({} entries)",
+        summary.name, summary.entries
+    ));
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,278 @@
+//! `backup` and `restore` end to end: round trips in every compression and through a pipe,
+//! refusal to overwrite, and hostile archives that must write nothing outside the store.
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Stdio;
+
+use cd_testkit::busybox;
+use cd_testkit::env::{describe, stderr, TestEnv};
+
+fn env() -> TestEnv {
+    TestEnv::new(env!("CARGO_BIN_EXE_chroot-distro"))
+}
+
+const MTIME: i64 = 1_600_000_000;
+
+/// A busybox container with everything a backup must keep.
+fn make_box(env: &TestEnv) {
+    env.make_container("box", |root| {
+        busybox::populate(root);
+        fs::write(root.join("bin/suid"), b"#!/bin/sh\n").unwrap();
+        fs::set_permissions(root.join("bin/suid"), fs::Permissions::from_mode(0o4755)).unwrap();
+        fs::hard_link(root.join("bin/suid"), root.join("bin/suid-alias")).unwrap();
+        std::os::unix::fs::chown(root.join("home/alice"), Some(1000), Some(50)).unwrap();
+        fs::write(root.join("home/alice/notes"), b"mine").unwrap();
+        std::os::unix::fs::chown(root.join("home/alice/notes"), Some(1000), Some(1000)).unwrap();
+        filetime::set_file_mtime(
+            root.join("home/alice/notes"),
+            filetime::FileTime::from_unix_time(MTIME, 0),
+        )
+        .unwrap();
+        symlink("/", root.join("etc/evil")).unwrap();
+        let status = std::process::Command::new("mknod")
+            .arg(root.join("dev/null"))
+            .args(["c", "1", "3"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = std::process::Command::new("mkfifo")
+            .arg(root.join("run-fifo"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    });
+    fs::write(
+        env.container_dir("box").join("manifest.json"),
+        br#"{"image_ref":"busybox:test","arch":"amd64","manifest":{},"image_config":{}}"#,
+    )
+    .unwrap();
+}
+
+fn check_restored(env: &TestEnv) {
+    let root = env.rootfs("box");
+    let suid = fs::metadata(root.join("bin/suid")).unwrap();
+    assert_eq!(suid.mode() & 0o7777, 0o4755);
+    let alias = fs::metadata(root.join("bin/suid-alias")).unwrap();
+    assert_eq!(alias.ino(), suid.ino(), "hard link kept as a hard link");
+    let notes = fs::metadata(root.join("home/alice/notes")).unwrap();
+    assert_eq!((notes.uid(), notes.gid()), (1000, 1000));
+    assert_eq!(notes.mtime(), MTIME);
+    let home = fs::metadata(root.join("home/alice")).unwrap();
+    assert_eq!((home.uid(), home.gid()), (1000, 50));
+    assert_eq!(
+        fs::read_link(root.join("etc/evil")).unwrap(),
+        Path::new("/")
+    );
+    let dev = fs::symlink_metadata(root.join("dev/null")).unwrap();
+    assert!(dev.file_type().is_char_device());
+    assert_eq!(dev.rdev(), libc::makedev(1, 3));
+    assert!(fs::symlink_metadata(root.join("run-fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert_eq!(
+        fs::read(root.join("tmp").parent().unwrap().join("etc/passwd")).unwrap(),
+        busybox::PASSWD.as_bytes()
+    );
+    let manifest = fs::read_to_string(env.container_dir("box").join("manifest.json")).unwrap();
+    assert!(manifest.contains("busybox:test"));
+}
+
+fn ok(env: &TestEnv, args: &[&str]) {
+    let out = env.run(args);
+    assert!(out.status.success(), "{args:?}\n{}", describe(&out));
+}
+
+#[test]
+fn round_trip_in_every_compression_keeps_links_owners_modes_and_mtimes() {
+    let env = env();
+    make_box(&env);
+    for ext in ["tar", "tar.gz", "tgz", "tar.bz2", "tar.xz", "tar.zst"] {
+        let file = env.root().join(format!("box.{ext}"));
+        ok(&env, &["backup", "-q", "-o", file.to_str().unwrap(), "box"]);
+        ok(&env, &["remove", "-q", "box"]);
+        ok(&env, &["restore", "-q", file.to_str().unwrap()]);
+        check_restored(&env);
+    }
+}
+
+#[test]
+fn forced_compression_overrides_the_extension() {
+    let env = env();
+    make_box(&env);
+    let file = env.root().join("box.bak");
+    let out = env.run(["backup", "-o", file.to_str().unwrap(), "box"]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    ok(
+        &env,
+        &["backup", "-c", "zstd", "-o", file.to_str().unwrap(), "box"],
+    );
+    assert_eq!(&fs::read(&file).unwrap()[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
+}
+
+#[test]
+fn round_trip_through_a_pipe() {
+    let env = env();
+    make_box(&env);
+    let backup = env
+        .cmd(["backup", "-c", "gzip", "box"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(backup.status.success(), "{}", describe(&backup));
+    assert_eq!(&backup.stdout[..2], &[0x1f, 0x8b]);
+    ok(&env, &["remove", "-q", "box"]);
+    let mut child = env
+        .cmd(["restore"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&backup.stdout)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    check_restored(&env);
+}
+
+#[test]
+fn backup_never_overwrites_and_restore_never_replaces_a_container() {
+    let env = env();
+    make_box(&env);
+    let file = env.root().join("exists.tar");
+    fs::write(&file, b"precious").unwrap();
+    let out = env.run(["backup", "-o", file.to_str().unwrap(), "box"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("already exists"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(fs::read(&file).unwrap(), b"precious");
+
+    let good = env.root().join("good.tar");
+    ok(&env, &["backup", "-o", good.to_str().unwrap(), "box"]);
+    fs::write(env.rootfs("box").join("etc/marker"), b"live").unwrap();
+    let out = env.run(["restore", good.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("already exists"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(
+        fs::read(env.rootfs("box").join("etc/marker")).unwrap(),
+        b"live"
+    );
+}
+
+fn raw_tar(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (path, kind, data, link) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(*kind);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(data.len() as u64);
+        // Names written raw: the tar crate's own setters refuse `..`, a hostile archive does not.
+        let name = &mut h.as_old_mut().name;
+        name[..path.len()].copy_from_slice(path.as_bytes());
+        if let Some(l) = link {
+            h.as_old_mut().linkname[..l.len()].copy_from_slice(l.as_bytes());
+        }
+        h.set_cksum();
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    out
+}
+
+#[test]
+fn hostile_archive_with_dotdot_names_writes_nothing_outside() {
+    use tar::EntryType::{Directory, Regular, Symlink};
+    let env = env();
+    let outside = env.root().join("outside-marker");
+    let cases: Vec<Vec<u8>> = vec![
+        raw_tar(&[
+            ("evil/", Directory, b"", None),
+            ("evil/rootfs/", Directory, b"", None),
+            (
+                "evil/rootfs/../../../../outside-marker",
+                Regular,
+                b"pwned",
+                None,
+            ),
+        ]),
+        raw_tar(&[("../outside-marker", Regular, b"pwned", None)]),
+        raw_tar(&[
+            ("evil/rootfs/", Directory, b"", None),
+            ("evil/extra", Regular, b"pwned", None),
+        ]),
+    ];
+    for (i, bytes) in cases.iter().enumerate() {
+        let file = env.root().join(format!("hostile{i}.tar"));
+        fs::write(&file, bytes).unwrap();
+        let out = env.run(["restore", file.to_str().unwrap()]);
+        assert!(!out.status.success(), "case {i}: {}", describe(&out));
+        assert!(!outside.exists(), "case {i}");
+        assert!(!env.container_dir("evil").exists(), "case {i}");
+        assert!(
+            !env.store_dir().join("containers/.staging-evil").exists(),
+            "case {i}: staging left behind"
+        );
+    }
+
+    // A symlink to / planted in the archive is followed inside the new root, not on the host.
+    let target_name = format!("cd-restore-escape-{}", std::process::id());
+    let bytes = raw_tar(&[
+        ("evil/rootfs/", Directory, b"", None),
+        ("evil/rootfs/etc", Symlink, b"", Some("/")),
+        (
+            &format!("evil/rootfs/etc/{target_name}"),
+            Regular,
+            b"x",
+            None,
+        ),
+    ]);
+    let file = env.root().join("symlink.tar");
+    fs::write(&file, bytes).unwrap();
+    ok(&env, &["restore", "-q", file.to_str().unwrap()]);
+    assert!(env.rootfs("evil").join(&target_name).exists());
+    assert!(!Path::new("/").join(&target_name).exists());
+}
+
+#[test]
+fn bare_rootfs_archive_is_refused() {
+    use tar::EntryType::{Directory, Regular};
+    let env = env();
+    let file = env.root().join("bare.tar");
+    fs::write(
+        &file,
+        raw_tar(&[
+            ("etc/", Directory, b"", None),
+            ("etc/passwd", Regular, b"root:x:0:0::/:/bin/sh\n", None),
+        ]),
+    )
+    .unwrap();
+    let out = env.run(["restore", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not a chroot-distro backup"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!env.container_dir("etc").exists());
+}

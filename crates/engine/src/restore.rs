@@ -1,0 +1,84 @@
+//! `restore [FILE]`: a backup (any compression, from a file or stdin) becomes a container again.
+//!
+//! The container name comes from the archive. Everything is extracted inside a staging directory
+//! that is renamed into place only when the whole archive was read; any failure (a hostile
+//! name, a truncated stream) removes the staging directory and leaves the store as it was.
+
+use std::io::Read;
+use std::path::Path;
+
+use cd_rootfs::backup_unpack::unpack_backup;
+
+use crate::backup_codec::sniffing_decoder;
+use crate::error::{EngineError, IoContext};
+use crate::names::validate_name;
+use crate::report::Reporter;
+use crate::staging::Staging;
+use crate::store::{ContainerGuard, Store};
+
+#[derive(Debug, Clone)]
+pub struct RestoreSummary {
+    pub name: String,
+    pub entries: u64,
+    pub has_manifest: bool,
+}
+
+/// Restore from `file`, or from `stdin` when `None`.
+pub fn restore(
+    store: &Store,
+    file: Option<&Path>,
+    stdin: Box<dyn Read>,
+    reporter: &dyn Reporter,
+) -> Result<RestoreSummary, EngineError> {
+    let input: Box<dyn Read> = match file {
+        Some(path) => Box::new(
+            std::fs::File::open(path).context(|| format!("cannot open {}", path.display()))?,
+        ),
+        None => stdin,
+    };
+    let reader = sniffing_decoder(input).context(|| "cannot read the backup".to_string())?;
+
+    let mut held: Option<(ContainerGuard, Staging)> = None;
+    let mut prepare = |name: &str| -> Result<std::path::PathBuf, String> {
+        validate_name(name).map_err(|e| format!("the archive names its container badly: {e}"))?;
+        if store.exists(name) {
+            return Err(format!(
+                "container '{name}' already exists; remove it or rename it \
+                 ('chroot-distro rename {name} NEW') before restoring"
+            ));
+        }
+        let guard = store.lock(name).map_err(|e| e.to_string())?;
+        let staging = Staging::begin(&store.paths, name).map_err(|e| e.to_string())?;
+        let rootfs = staging.rootfs();
+        held = Some((guard, staging));
+        Ok(rootfs)
+    };
+    let unpacked = unpack_backup(reader, &mut prepare, &mut |p| {
+        reporter.verbose(&format!("/{p}"))
+    })
+    .map_err(|e| EngineError::Other(format!("restore failed: {e}")))?;
+    let Some((_guard, staging)) = held else {
+        return Err(EngineError::Other(
+            "restore failed: the archive is empty".into(),
+        ));
+    };
+    if let Some(bytes) = &unpacked.manifest {
+        if serde_json::from_slice::<serde_json::Value>(bytes).is_err() {
+            reporter.warn(
+                "the backup's manifest.json is not valid JSON; 'reset' and 'run' will not work",
+            );
+        }
+        crate::atomic::write_atomic(&staging.dir().join("manifest.json"), bytes, 0o644)?;
+    } else {
+        reporter.warn(&format!(
+            "the backup has no manifest.json; '{}' can be entered but not reset",
+            unpacked.name
+        ));
+    }
+    staging.commit()?;
+    Ok(RestoreSummary {
+        name: unpacked.name,
+        entries: unpacked.entries,
+        has_manifest: unpacked.manifest.is_some(),
+    })
+}
