@@ -117,13 +117,8 @@ impl RegistryClient {
             let path = format!("/v2/{}/blobs/{}", repo.name, desc.digest);
             let resp = self
                 .request(&repo.host, &repo.name, "GET", &path, &headers, &what)
-                .map_err(|e| {
-                    if e.is_transient() {
-                        Attempt::Retry(e)
-                    } else {
-                        Attempt::Fatal(e)
-                    }
-                })?;
+                // `request` has already retried connection errors, 5xx and 429.
+                .map_err(Attempt::Fatal)?;
             let status = resp.status().as_u16();
             let range_start = header(&resp, "content-range").and_then(|r| content_range_start(&r));
             match status {

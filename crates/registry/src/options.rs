@@ -24,6 +24,8 @@ pub struct ClientOptions {
     pub retry_base_delay: Duration,
     /// Cap for one backoff or `Retry-After` wait.
     pub retry_max_delay: Duration,
+    /// How long a loopback registry gets to start a TLS handshake before plain HTTP is tried.
+    pub loopback_tls_probe_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +60,7 @@ impl Default for ClientOptions {
             ca_files: Vec::new(),
             retry_base_delay: Duration::from_millis(500),
             retry_max_delay: Duration::from_secs(60),
+            loopback_tls_probe_timeout: Duration::from_secs(3),
         }
     }
 }

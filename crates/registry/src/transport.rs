@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use ureq::http::{self, Response};
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
@@ -31,6 +32,7 @@ struct HostState {
     /// `https://host` or `http://host`
     base: String,
     challenge: Option<Challenge>,
+    speaks_registry: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -98,12 +100,20 @@ impl RegistryClient {
         method: &str,
         url: &str,
         headers: &[(&str, String)],
+        connect_timeout: Option<Duration>,
     ) -> std::result::Result<Response<Body>, ureq::Error> {
         let mut req = http::Request::builder().method(method).uri(url);
         for (k, v) in headers {
             req = req.header(*k, v.as_str());
         }
-        let req = req.body(()).map_err(ureq::Error::Http)?;
+        let mut req = req.body(()).map_err(ureq::Error::Http)?;
+        if let Some(t) = connect_timeout {
+            req = self
+                .agent
+                .configure_request(req)
+                .timeout_connect(Some(t))
+                .build();
+        }
         self.agent.run(req)
     }
 
@@ -117,11 +127,25 @@ impl RegistryClient {
         headers: &[(&str, String)],
         retries: u32,
     ) -> Result<Response<Body>> {
+        self.send_retrying_with(host, what, method, url, headers, retries, None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_retrying_with(
+        &self,
+        host: &str,
+        what: &str,
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        retries: u32,
+        connect_timeout: Option<Duration>,
+    ) -> Result<Response<Body>> {
         let backoff = self.backoff();
         let mut attempt = 0;
         loop {
             let last = attempt >= retries;
-            let wait = match self.send_once(method, url, headers) {
+            let wait = match self.send_once(method, url, headers, connect_timeout) {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     if status == 429 {
@@ -164,21 +188,32 @@ impl RegistryClient {
         }
         let retries = self.opts.max_retries;
         let https = format!("https://{host}");
-        let probe = |base: &str, retries| {
-            self.send_retrying(host, "/v2/", "GET", &format!("{base}/v2/"), &[], retries)
+        let probe = |base: &str, retries, connect_timeout| {
+            let url = format!("{base}/v2/");
+            self.send_retrying_with(host, "/v2/", "GET", &url, &[], retries, connect_timeout)
                 .map(|resp| HostState {
                     base: base.to_string(),
                     challenge: challenge_of(&resp),
+                    speaks_registry: matches!(resp.status().as_u16(), 200 | 401)
+                        || resp
+                            .headers()
+                            .contains_key("docker-distribution-api-version"),
                 })
         };
         let state = if self.may_use_http(host) {
-            // An HTTP server answers a TLS handshake with garbage: no point retrying that.
-            match probe(&https, 0) {
+            // Some plain-HTTP servers never answer a TLS hello, hence the short handshake
+            // budget; and a TLS failure is not worth retrying before trying HTTP.
+            let tls_timeout = is_loopback(host).then_some(self.opts.loopback_tls_probe_timeout);
+            match probe(&https, 0, tls_timeout) {
                 Ok(s) => s,
-                Err(tls_err) => probe(&format!("http://{host}"), retries).map_err(|_| tls_err)?,
+                Err(tls_err) => match probe(&format!("http://{host}"), retries, None) {
+                    // A TLS server answers plain HTTP with 400: that is not a registry.
+                    Ok(s) if s.speaks_registry => s,
+                    _ => return Err(tls_err),
+                },
             }
         } else {
-            probe(&https, retries)?
+            probe(&https, retries, None)?
         };
         lock(&self.hosts).insert(host.to_string(), state.clone());
         Ok(state)
