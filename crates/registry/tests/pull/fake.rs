@@ -556,3 +556,37 @@ fn on_ready_break_cancels_the_download() {
         .unwrap_err();
     assert!(matches!(err, RegistryError::Cancelled), "{err}");
 }
+
+#[test]
+fn rate_limit_is_shared_by_all_download_threads() {
+    let reg = FakeRegistry::open();
+    let blobs: Vec<Descriptor> = (0..2)
+        .map(|i| {
+            let data = vec![i as u8; 60_000];
+            let d = reg.put_blob(&data);
+            Descriptor::new(
+                media_type::OCI_LAYER_TAR,
+                d.parse().unwrap(),
+                data.len() as u64,
+            )
+        })
+        .collect();
+    let c = RegistryClient::new(ClientOptions {
+        rate_limit_bytes_per_sec: Some(80_000),
+        ..quick_options()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let start = std::time::Instant::now();
+    c.fetch_blobs_parallel(
+        &repo(&reg, "x"),
+        &blobs,
+        |d| dir.path().join(d.digest.cache_file_name()),
+        2,
+        &|_, _, _| {},
+        &|_| ControlFlow::Continue(()),
+    )
+    .unwrap();
+    // 120 kB through one 80 kB/s bucket with 80 kB of burst: at least half a second.
+    let took = start.elapsed();
+    assert!(took >= std::time::Duration::from_millis(450), "{took:?}");
+}
