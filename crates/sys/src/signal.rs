@@ -1,0 +1,118 @@
+//! Signals: a `signalfd` to receive them as data, and resetting dispositions before exec.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+pub use libc::{SIGCHLD, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM, SIGWINCH};
+
+fn sigset_of(signals: &[i32]) -> libc::sigset_t {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises the set; sigaddset only writes into it.
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        for s in signals {
+            libc::sigaddset(set.as_mut_ptr(), *s);
+        }
+        set.assume_init()
+    }
+}
+
+/// Signals blocked for the calling thread and delivered through a file descriptor instead.
+/// Dropping it restores the previous signal mask.
+///
+/// Children forked while it lives inherit the blocked mask: they must call [`reset_all`]
+/// before exec.
+pub struct SignalFd {
+    fd: OwnedFd,
+    previous: libc::sigset_t,
+}
+
+impl SignalFd {
+    pub fn new(signals: &[i32]) -> io::Result<Self> {
+        let set = sigset_of(signals);
+        let mut previous = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: both sets are valid for the call; pthread_sigmask writes the old mask.
+        let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, previous.as_mut_ptr()) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        // SAFETY: pthread_sigmask succeeded, so it wrote the previous mask.
+        let previous = unsafe { previous.assume_init() };
+        // SAFETY: set is a valid sigset; -1 asks for a new descriptor.
+        let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
+        if fd == -1 {
+            let err = io::Error::last_os_error();
+            // SAFETY: restoring the mask saved above.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut()) };
+            return Err(err);
+        }
+        // SAFETY: signalfd returned a new descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(SignalFd { fd, previous })
+    }
+
+    /// The next pending signal, or `None` when none is queued.
+    pub fn read(&self) -> io::Result<Option<i32>> {
+        let mut info = MaybeUninit::<libc::signalfd_siginfo>::uninit();
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        // SAFETY: info is a writable buffer of exactly `size` bytes.
+        let n = unsafe { libc::read(self.fd.as_raw_fd(), info.as_mut_ptr().cast(), size) };
+        if n == -1 {
+            let err = io::Error::last_os_error();
+            return match err.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+                _ => Err(err),
+            };
+        }
+        if n as usize != size {
+            return Ok(None);
+        }
+        // SAFETY: the kernel filled the whole structure.
+        let info = unsafe { info.assume_init() };
+        Ok(Some(info.ssi_signo as i32))
+    }
+}
+
+impl AsFd for SignalFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Drop for SignalFd {
+    fn drop(&mut self) {
+        // SAFETY: restoring the mask saved in new().
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.previous, std::ptr::null_mut()) };
+    }
+}
+
+/// Post-fork, before exec: every signal back to its default action and nothing blocked, so the
+/// command does not inherit the tool's handling (an ignored SIGINT would survive exec).
+pub fn reset_all() {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL is always a valid disposition; invalid numbers fail harmlessly.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    let empty = sigset_of(&[]);
+    // SAFETY: empty is a valid, initialised sigset.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) };
+}
+
+/// Ignore `signals` in the calling process.
+pub fn ignore(signals: &[i32]) {
+    for sig in signals {
+        // SAFETY: SIG_IGN is a valid disposition for every catchable signal.
+        unsafe { libc::signal(*sig, libc::SIG_IGN) };
+    }
+}
+
+/// Block `signals` in the calling thread (they stay pending).
+pub fn block(signals: &[i32]) {
+    let set = sigset_of(signals);
+    // SAFETY: set is a valid sigset.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+}
