@@ -206,9 +206,11 @@ fn clear_protect_flags(fd: BorrowedFd<'_>) {
     }
 }
 
+/// The mount id decides when the kernel reports it (5.8+): a btrfs subvolume has its own
+/// `st_dev` but is no mount, while a bind mount of the same filesystem keeps `st_dev`.
 fn other_mount(limit: &InodeMeta, meta: &InodeMeta) -> bool {
-    if meta.dev != limit.dev {
-        return true;
+    match (limit.mnt_id, meta.mnt_id) {
+        (Some(a), Some(b)) => a != b,
+        _ => limit.dev != meta.dev,
     }
-    matches!((limit.mnt_id, meta.mnt_id), (Some(a), Some(b)) if a != b)
 }

@@ -49,7 +49,7 @@ fn stat(dir: BorrowedFd<'_>, name: &CStr, extra: AtFlags) -> std::io::Result<Usa
     })
 }
 
-fn dir_usage(dir: BorrowedFd<'_>, top: &Usage, seen: &mut HashSet<u64>) -> u64 {
+fn dir_usage(dir: BorrowedFd<'_>, top: &Usage, seen: &mut HashSet<((u32, u32), u64)>) -> u64 {
     let Ok(names) = list_dir(dir) else {
         return 0;
     };
@@ -63,7 +63,7 @@ fn dir_usage(dir: BorrowedFd<'_>, top: &Usage, seen: &mut HashSet<u64>) -> u64 {
         if other_mount {
             continue;
         }
-        if !u.is_dir && u.nlink > 1 && !seen.insert(u.ino) {
+        if !u.is_dir && u.nlink > 1 && !seen.insert((u.dev, u.ino)) {
             continue;
         }
         total += u.blocks * 512;
