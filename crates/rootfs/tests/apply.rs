@@ -619,3 +619,26 @@ fn a_full_filesystem_is_reported_with_the_entry_path() {
     assert_eq!(err.path(), Some("var/big.bin"));
     assert!(err.to_string().contains("No space left on device"), "{err}");
 }
+
+#[test]
+fn planted_symlinks_in_the_same_archive_are_replaced_not_used() {
+    let sb = Sandbox::new();
+    let before = sb.outside();
+    let host = sb.host_path();
+    let canary = host.join("canary");
+    let mut t = Tar::new();
+    t.symlink("f", canary.to_str().unwrap())
+        .file("f", b"replaced")
+        .symlink("d", host.to_str().unwrap())
+        .dir("d/")
+        .file("d/canary", b"inside")
+        .symlink("s", canary.to_str().unwrap())
+        .hardlink("l", "s");
+    let stats = sb.apply(&t.bytes(), &plain()).unwrap();
+    assert_eq!(std::fs::read(sb.p("f")).unwrap(), b"replaced");
+    assert!(meta(&sb.p("d")).is_dir());
+    assert_eq!(std::fs::read(sb.p("d/canary")).unwrap(), b"inside");
+    assert!(!sb.p("l").exists(), "a hard link to a symlink is skipped");
+    assert_eq!(stats.skipped, 1);
+    sb.assert_host_untouched(&before);
+}
