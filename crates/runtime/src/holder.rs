@@ -86,8 +86,8 @@ impl HolderRecord {
 
     /// Both processes are the ones recorded (same pid *and* start time: pids get reused).
     pub fn is_alive(&self) -> bool {
-        process::start_time(self.holder).ok() == Some(self.holder_start)
-            && process::start_time(self.init).ok() == Some(self.init_start)
+        process::is_running(self.holder, self.holder_start)
+            && process::is_running(self.init, self.init_start)
     }
 }
 

@@ -162,13 +162,7 @@ pub fn unmount(state_dir: &Path, rootfs: &Path) -> Result<StopReport, RuntimeErr
 
 fn alive(pid: Pid) -> bool {
     // A zombie still answers kill(0) but is gone for our purposes.
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
+    process::start_time(pid).is_ok_and(|start| process::is_running(pid, start))
 }
 
 /// Mounts under the rootfs in the host's own mount table. chroot-distro never makes any (its

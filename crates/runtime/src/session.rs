@@ -488,12 +488,23 @@ fn supervise(
     sigfd: &SignalFd,
     mut relay: Option<Relay<'_>>,
 ) -> io::Result<ExitStatus> {
+    // A pidfd wakes us when the helper exits even if SIGCHLD goes to another thread of this
+    // process (a test harness); without pidfds (Linux < 5.3) a short poll interval does.
+    let pidfd = rustix::process::Pid::from_raw(helper)
+        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
     let timeout = rustix::event::Timespec {
         tv_sec: 0,
-        tv_nsec: 500_000_000,
+        tv_nsec: if pidfd.is_some() {
+            500_000_000
+        } else {
+            50_000_000
+        },
     };
     loop {
         let mut fds = vec![PollFd::new(sigfd, PollFlags::IN)];
+        if let Some(p) = &pidfd {
+            fds.push(PollFd::new(p, PollFlags::IN));
+        }
         let mut stdin_at = None;
         let mut master_at = None;
         if let Some(r) = &relay {

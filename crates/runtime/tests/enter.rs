@@ -416,3 +416,170 @@ fn interactive_shell_through_a_pty() {
     assert!(transcript.contains("\nhi\r\n"), "{transcript}");
     assert!(transcript.contains("/dev/pts/0"), "{transcript}");
 }
+
+#[test]
+fn signals_to_the_tool_reach_the_command() {
+    let c = Container::new();
+    let child = c.spawn(
+        json!({}),
+        &sh("trap 'exit 5' TERM; while :; do sleep 0.1; done"),
+    );
+    // The shell and its first sleep: the trap is installed by then.
+    c.wait_processes(2);
+    let tid = harness::driver_thread(child.id());
+    cd_sys::process::send_thread_signal(child.id() as i32, tid, cd_sys::signal::SIGTERM).unwrap();
+    let out = harness::outcome(child.wait_with_output().unwrap());
+    assert_eq!(out.code, 5, "{out:?}");
+    c.wait_released();
+}
+
+#[test]
+fn a_later_session_adds_its_binds_to_the_shared_namespace() {
+    let c = Container::new();
+    let host = c.dir.path().join("extra");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("file"), "extra\n").unwrap();
+    let first = c.spawn(
+        json!({}),
+        &sh("while [ ! -e /tmp/flag ]; do sleep 0.1; done; cat /mnt/extra/file"),
+    );
+    c.wait_running();
+    let spec = format!("{}:/mnt/extra", host.display());
+    let out = c.run(
+        json!({ "binds": [spec] }),
+        &sh("cat /mnt/extra/file && touch /tmp/flag"),
+    );
+    assert_eq!(out.stdout, "extra\n", "{out:?}");
+    let out = harness::outcome(first.wait_with_output().unwrap());
+    assert_eq!(out.stdout, "extra\n", "{out:?}");
+    c.wait_released();
+    assert!(c.host_mounts().is_empty());
+}
+
+#[test]
+fn two_sessions_are_counted() {
+    let c = Container::new();
+    let a = c.spawn(json!({}), &["sleep", "2"]);
+    let b = c.spawn(json!({}), &["sleep", "2"]);
+    c.wait_processes(2);
+    let state = c.running();
+    assert_eq!(state.session_count, 2, "{state:?}");
+    assert!(state.holder.is_some());
+    harness::outcome(a.wait_with_output().unwrap());
+    harness::outcome(b.wait_with_output().unwrap());
+    c.wait_released();
+}
+
+#[test]
+fn shared_home_binds_the_invoking_users_home() {
+    let c = Container::new();
+    let home = c.dir.path().join("host-home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("notes"), "mine\n").unwrap();
+    let out = c
+        .driver(
+            json!({ "shared_home": true, "user": "alice" }),
+            &["cat", "/home/alice/notes"],
+        )
+        .env("HOME", &home)
+        .env_remove("SUDO_USER")
+        .output()
+        .unwrap();
+    let out = harness::outcome(out);
+    assert_eq!(out.stdout, "mine\n", "{out:?}");
+}
+
+#[test]
+fn minimal_mounts_only_core_filesystems() {
+    let c = Container::new();
+    // --minimal mounts /run only "when present".
+    std::fs::create_dir_all(c.rootfs.join("run")).unwrap();
+    let host = c.dir.path().join("share");
+    std::fs::create_dir_all(&host).unwrap();
+    let spec = format!("{}:/mnt/share", host.display());
+    let out = c.run(
+        json!({ "minimal": true, "binds": [spec] }),
+        &["cat", "/proc/self/mountinfo"],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let points: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .collect();
+    for p in ["/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/run"] {
+        assert!(points.contains(&p), "{p} missing: {points:?}");
+    }
+    assert!(!points.contains(&"/tmp"), "{points:?}");
+    assert!(!points.contains(&"/mnt/share"), "{points:?}");
+}
+
+#[test]
+fn isolated_dev_is_minimal_and_works() {
+    let c = Container::new();
+    let script = "ls /dev; echo x > /dev/null && head -c 2 /dev/urandom | wc -c";
+    let out = c.run(json!({ "isolated": true }), &sh(script));
+    assert_eq!(out.code, 0, "{out:?}");
+    let words: Vec<&str> = out.stdout.split_whitespace().collect();
+    assert_eq!(
+        words,
+        [
+            "fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout",
+            "tty", "urandom", "zero", "2"
+        ],
+        "{out:?}"
+    );
+}
+
+#[test]
+fn rendered_chroot_command_runs_the_same_program_and_changes_nothing() {
+    let c = Container::new();
+    let req = cd_runtime::EnterRequest {
+        name: "box".into(),
+        rootfs: c.rootfs.clone(),
+        state_dir: c.state_dir.clone(),
+        user: Some("alice".into()),
+        command: vec!["echo".into(), "a b".into()],
+        ..Default::default()
+    };
+    let line = cd_runtime::render_command(&req).unwrap();
+    assert!(line.starts_with("env -i "), "{line}");
+    let tail = format!(
+        "chroot --userspec=1000:1000 --groups=1000,50 {} /bin/sh -c 'cd /home/alice \
+         2>/dev/null || cd /; exec echo '\\''a b'\\'''",
+        c.rootfs.display()
+    );
+    assert!(line.ends_with(&tail), "{line}");
+    assert!(!c.state_dir.exists());
+    assert!(!c.rootfs.join("proc/self").exists());
+    let out = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(&line)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a b\n", "{out:?}");
+}
+
+#[test]
+fn arm64_guest_runs_under_qemu_user() {
+    let busybox = harness::arm64_busybox();
+    let c = Container::empty();
+    for d in ["bin", "etc", "root"] {
+        std::fs::create_dir_all(c.rootfs.join(d)).unwrap();
+    }
+    std::fs::copy(&busybox, c.rootfs.join("bin/busybox")).unwrap();
+    for applet in ["sh", "uname", "echo"] {
+        std::os::unix::fs::symlink("busybox", c.rootfs.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(
+        c.rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\n",
+    )
+    .unwrap();
+    assert_eq!(
+        cd_runtime::detect_guest_arch_of(&c.rootfs),
+        Some(cd_runtime::Arch::Aarch64)
+    );
+    let out = c.run(json!({}), &sh("uname -m; exit 7"));
+    assert_eq!((out.code, out.stdout.as_str()), (7, "aarch64\n"), "{out:?}");
+}

@@ -111,6 +111,15 @@ pub fn send_signal(pid: Pid, signal: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// `tgkill(2)`: send `signal` to one thread `tid` of process `pid`.
+pub fn send_thread_signal(pid: Pid, tid: Pid, signal: i32) -> io::Result<()> {
+    // SAFETY: tgkill takes plain integers.
+    if unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, signal) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// The caller's pid.
 pub fn current_pid() -> Pid {
     rustix::process::getpid().as_raw_nonzero().get()
@@ -140,8 +149,18 @@ pub fn new_session() -> io::Result<()> {
 /// The kernel's start time of a process (field 22 of `/proc/PID/stat`, in clock ticks since
 /// boot): together with the pid it names one process across pid reuse.
 pub fn start_time(pid: Pid) -> io::Result<u64> {
+    Ok(stat_of(pid)?.1)
+}
+
+/// Whether `pid` is the process that started at `start` and has not exited (a zombie has).
+pub fn is_running(pid: Pid, start: u64) -> bool {
+    matches!(stat_of(pid), Ok((state, st)) if st == start && state != 'Z' && state != 'X')
+}
+
+/// State letter (field 3) and start time (field 22) of `/proc/PID/stat`.
+fn stat_of(pid: Pid) -> io::Result<(char, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    parse_start_time(&stat).ok_or_else(|| {
+    parse_stat(&stat).ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!("unexpected /proc/{pid}/stat"),
@@ -149,11 +168,14 @@ pub fn start_time(pid: Pid) -> io::Result<u64> {
     })
 }
 
-fn parse_start_time(stat: &str) -> Option<u64> {
+fn parse_stat(stat: &str) -> Option<(char, u64)> {
     // The command name (field 2) may contain spaces and parentheses: skip past the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
-    // After ')' come fields 3.. ; starttime is field 22, i.e. the 20th of these.
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // After the state (field 3) come fields 4.. ; starttime is field 22, the 19th of these.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
 }
 
 #[cfg(test)]
@@ -164,13 +186,16 @@ mod tests {
     fn start_time_skips_a_command_name_with_spaces_and_parens() {
         let stat = "42 (a b) c)) S 1 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 \
                     10 18446744073709551615";
-        assert_eq!(parse_start_time(stat), Some(987654));
+        assert_eq!(parse_stat(stat), Some(('S', 987654)));
     }
 
     #[test]
     fn start_time_of_self_is_readable_and_stable() {
         let me = current_pid();
-        assert_eq!(start_time(me).unwrap(), start_time(me).unwrap());
+        let start = start_time(me).unwrap();
+        assert_eq!(start_time(me).unwrap(), start);
+        assert!(is_running(me, start));
+        assert!(!is_running(me, start + 1));
     }
 
     #[test]

@@ -205,6 +205,20 @@ impl Container {
         panic!("the session did not start: {:?}", self.running());
     }
 
+    /// Wait until at least `n` processes run with the container as their root.
+    pub fn wait_processes(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let s = self.running();
+            let pair = if s.holder.is_some() { 2 } else { 0 };
+            if s.pids.len() >= pair + n {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("fewer than {n} container processes: {:?}", self.running());
+    }
+
     /// Wait until nothing of the container is left (holder gone, no processes).
     pub fn wait_released(&self) {
         let deadline = Instant::now() + Duration::from_secs(8);
@@ -257,4 +271,33 @@ pub fn outcome(out: Output) -> Outcome {
         stdout,
         stderr: String::from_utf8_lossy(&out.stderr).to_string(),
     }
+}
+
+/// The thread of a driver process that runs the session (libtest names it after the test).
+/// Signals for the tool must go to that thread: the harness's main thread does not block them.
+pub fn driver_thread(pid: u32) -> i32 {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap();
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "driver" {
+            return task.file_name().to_str().unwrap().parse().unwrap();
+        }
+    }
+    panic!("no driver thread in process {pid}");
+}
+
+/// Copy the arm64 busybox fixture (see `fetch-arm64-busybox.sh`) or fail saying how to get it.
+pub fn arm64_busybox() -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fetch-arm64-busybox.sh");
+    let out = Command::new(&script).output().unwrap_or_else(|e| {
+        panic!("cannot run {}: {e}", script.display());
+    });
+    assert!(
+        out.status.success(),
+        "the arm64 busybox fixture is not available and {} could not fetch it (it needs \
+         Debian's apt with network access, dpkg-deb, qemu-user-static and binfmt-support): {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
