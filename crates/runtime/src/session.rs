@@ -42,6 +42,15 @@ const FORWARDED: &[i32] = &[
 
 /// Enter the container and run the request's command (or login shell); returns its exit status
 /// (`128 + N` when killed by signal N). Warnings (e.g. `--isolated` unavailable) go to `warn`.
+///
+/// The first session of a container creates its private namespaces and mounts; later ones join
+/// them; the last one to end releases them. stdio is passed through untouched, except that when
+/// stdin is a terminal the command gets a pty of the container's own devpts instance (stdout and
+/// stderr too when they are terminals) and the host terminal is put in raw mode meanwhile.
+///
+/// Call it from the main thread of a process without other threads (ARCHITECTURE.md decision 1):
+/// it forks, and SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to the process are forwarded to the command
+/// only when no other thread is there to receive them.
 pub fn enter(req: &EnterRequest, warn: &mut dyn FnMut(String)) -> Result<i32, RuntimeError> {
     req.validate()?;
     let rootfs = fs::canonicalize(&req.rootfs)

@@ -1,6 +1,9 @@
 //! Entering real busybox containers as root: exit statuses, users, environment, mounts,
 //! namespace lifetime, isolation, terminals.
 
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 mod harness;
 
 use std::time::Duration;
@@ -392,10 +395,9 @@ fn unmount_ends_a_session_that_ignores_sigterm() {
     c.wait_released();
 }
 
-#[test]
-fn interactive_shell_through_a_pty() {
+fn interactive_shell(isolated: bool) {
     let c = Container::new();
-    let request = c.request(json!({}), &[]).to_string();
+    let request = c.request(json!({ "isolated": isolated }), &[]).to_string();
     let exe = std::env::current_exe().unwrap();
     let script = include_str!("pty_session.py");
     let out = std::process::Command::new("python3")
@@ -415,6 +417,16 @@ fn interactive_shell_through_a_pty() {
     );
     assert!(transcript.contains("\nhi\r\n"), "{transcript}");
     assert!(transcript.contains("/dev/pts/0"), "{transcript}");
+}
+
+#[test]
+fn interactive_shell_through_a_pty() {
+    interactive_shell(false);
+}
+
+#[test]
+fn interactive_shell_through_a_pty_isolated() {
+    interactive_shell(true);
 }
 
 #[test]
