@@ -3,5 +3,7 @@
 
 pub mod busybox;
 pub mod env;
+pub mod fakereg;
 pub mod fixture;
 pub mod mntns;
+pub mod registry;

@@ -5,11 +5,17 @@ mod clear_cache;
 mod copy;
 mod diff;
 mod help;
+mod install;
+mod kill;
 mod list;
+mod login;
 mod remove;
 mod rename;
+mod reset;
 mod restore;
+mod run;
 mod sync;
+mod unmount;
 
 use anyhow::bail;
 
@@ -31,11 +37,17 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Diff(args) => diff::run(&store, &args),
         Command::Copy(args) => copy::run(&store, &args),
         Command::Sync(args) => sync::run(&store, &args),
+        Command::Install(args) => install::run(&store, &args),
+        Command::Reset(args) => reset::run(&store, &args),
+        Command::Login(args) => login::run(&store, &args),
+        Command::Run(args) => run::run(&store, &args),
+        Command::Kill(args) => kill::run(&store, &args),
+        Command::Unmount(args) => unmount::run(&store, &args),
         other => not_available(other.name()),
     }
 }
 
 /// Commands whose issue has not landed say so instead of pretending.
-fn not_available(name: &str) -> anyhow::Result<ExitStatus> {
+pub(crate) fn not_available(name: &str) -> anyhow::Result<ExitStatus> {
     bail!("'{name}' is not available yet")
 }
