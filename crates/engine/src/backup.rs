@@ -3,11 +3,11 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use cd_archive::Compression;
 use cd_rootfs::backup::{write_backup, BackupEvent, BackupStats};
 
-use crate::backup_codec::{encoder, BackupCompression};
 use crate::error::{EngineError, IoContext};
 use crate::report::Reporter;
 use crate::store::Store;
@@ -30,7 +30,7 @@ pub struct BackupRequest {
 #[derive(Debug, Clone, Copy)]
 pub struct BackupSummary {
     pub stats: BackupStats,
-    pub compression: BackupCompression,
+    pub compression: Compression,
 }
 
 pub fn backup(
@@ -41,21 +41,17 @@ pub fn backup(
     store.require(&req.name)?;
     let _guard = store.lock(&req.name)?;
     let compression = match (&req.compression, &req.output) {
-        (Some(name), _) => BackupCompression::from_name(name).ok_or_else(|| {
+        (Some(name), _) => {
+            Compression::from_name(name).map_err(|e| EngineError::Other(e.to_string()))?
+        }
+        (None, BackupOutput::File(path)) => compression_of(path).ok_or_else(|| {
             EngineError::Other(format!(
-                "unknown compression '{name}'; use gzip, bzip2, xz, zstd or none"
+                "cannot tell the compression from '{}'; name it .tar, .tar.gz, .tgz, \
+                 .tar.bz2, .tar.xz or .tar.zst, or pass -c",
+                path.display()
             ))
         })?,
-        (None, BackupOutput::File(path)) => {
-            BackupCompression::from_extension(path).ok_or_else(|| {
-                EngineError::Other(format!(
-                    "cannot tell the compression from '{}'; name it .tar, .tar.gz, .tgz, \
-                     .tar.bz2, .tar.xz or .tar.zst, or pass -c",
-                    path.display()
-                ))
-            })?
-        }
-        (None, BackupOutput::Stream(_)) => BackupCompression::None,
+        (None, BackupOutput::Stream(_)) => Compression::None,
     };
     let manifest_path = store.paths.record(&req.name);
     let manifest = match std::fs::read(&manifest_path) {
@@ -125,15 +121,31 @@ pub fn backup(
     }
 }
 
-fn write_to<W: Write + 'static>(
+/// The compression a backup file name asks for: `.tar` means none, an unknown extension is
+/// `None` (the caller asks for `-c` rather than guessing).
+fn compression_of(path: &Path) -> Option<Compression> {
+    let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
+    if name.ends_with(".tar") {
+        return Some(Compression::None);
+    }
+    if name.ends_with(".zstd") {
+        return Some(Compression::Zstd);
+    }
+    Some(Compression::from_extension(path)).filter(|c| *c != Compression::None)
+}
+
+fn write_to<W: Write + Send + 'static>(
     name: &str,
-    rootfs: &std::path::Path,
+    rootfs: &Path,
     manifest: Option<&[u8]>,
     out: W,
-    compression: BackupCompression,
+    compression: Compression,
     reporter: &dyn Reporter,
 ) -> Result<BackupStats, EngineError> {
-    let enc = encoder(out, compression).context(|| "cannot start the compressor".to_string())?;
+    // gzip (pigz-style), zstd and xz compress on every core; the workers are joined by finish.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let enc = cd_archive::encoder(out, compression, threads)
+        .context(|| "cannot start the compressor".to_string())?;
     let (enc, stats) = write_backup(name, rootfs, manifest, enc, &mut |event| match event {
         BackupEvent::Archived(p) => reporter.verbose(&format!("/{p}")),
         BackupEvent::SkippedSocket(p) => reporter.verbose(&format!("skipped socket /{p}")),
@@ -147,7 +159,26 @@ fn write_to<W: Write + 'static>(
         }
         other => EngineError::Other(format!("backup of '{name}' failed: {other}")),
     })?;
-    enc.finish_stream()
+    enc.finish()
         .context(|| "cannot finish the backup stream".to_string())?;
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_choose_the_compression() {
+        let c = |p: &str| compression_of(Path::new(p));
+        assert_eq!(c("a.tar.gz"), Some(Compression::Gzip));
+        assert_eq!(c("a.TGZ"), Some(Compression::Gzip));
+        assert_eq!(c("a.tar.bz2"), Some(Compression::Bzip2));
+        assert_eq!(c("a.tar.xz"), Some(Compression::Xz));
+        assert_eq!(c("a.tar.zst"), Some(Compression::Zstd));
+        assert_eq!(c("a.tar.zstd"), Some(Compression::Zstd));
+        assert_eq!(c("a.tar"), Some(Compression::None));
+        assert_eq!(c("a.bak"), None);
+        assert_eq!(c("tar"), None);
+    }
 }

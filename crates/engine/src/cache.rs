@@ -47,7 +47,7 @@ pub fn clear_cache(paths: &StorePaths, reporter: &dyn Reporter) -> Result<ClearS
             .symlink_metadata()
             .context(|| format!("cannot stat {}", top.display()))?;
         if meta.is_dir() {
-            let s = crate::tree::remove_tree(&top, &mut |p| {
+            let s = cd_rootfs::remove_tree(&top, &mut |p| {
                 reporter.verbose(&format!("removed {}", p.display()))
             })
             .context(|| format!("cannot remove {}", top.display()))?;

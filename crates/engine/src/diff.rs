@@ -9,7 +9,6 @@ use std::sync::Mutex;
 
 use cd_rootfs::diff::{diff_rootfs, Change, ImageIndex, LayerEntries};
 
-use crate::backup_codec::sniffing_decoder;
 use crate::error::EngineError;
 use crate::store::Store;
 
@@ -46,7 +45,7 @@ pub fn diff(store: &Store, name: &str) -> Result<Vec<Change>, EngineError> {
     let read = |path: &PathBuf| -> Result<LayerEntries, EngineError> {
         let file = std::fs::File::open(path)
             .map_err(|e| EngineError::io(format!("cannot open {}", path.display()), e))?;
-        let reader = sniffing_decoder(file)
+        let (_, reader) = cd_archive::sniffing_decoder(file)
             .map_err(|e| EngineError::io(format!("cannot read {}", path.display()), e))?;
         LayerEntries::read(reader)
             .map_err(|e| EngineError::Other(format!("{}: {e}", path.display())))

@@ -4,7 +4,6 @@
 pub mod archive_kind;
 pub mod atomic;
 pub mod backup;
-pub mod backup_codec;
 pub mod cache;
 pub mod diff;
 pub mod error;
@@ -19,7 +18,6 @@ pub mod source;
 pub mod staging;
 pub mod store;
 pub mod transfer;
-pub mod tree;
 
 pub use error::EngineError;
 pub use paths::StorePaths;

@@ -9,7 +9,6 @@ use std::path::Path;
 
 use cd_rootfs::backup_unpack::unpack_backup;
 
-use crate::backup_codec::sniffing_decoder;
 use crate::error::{EngineError, IoContext};
 use crate::names::validate_name;
 use crate::report::Reporter;
@@ -36,7 +35,8 @@ pub fn restore(
         ),
         None => stdin,
     };
-    let reader = sniffing_decoder(input).context(|| "cannot read the backup".to_string())?;
+    let (_, reader) =
+        cd_archive::sniffing_decoder(input).context(|| "cannot read the backup".to_string())?;
 
     let mut held: Option<(ContainerGuard, Staging)> = None;
     let mut prepare = |name: &str| -> Result<std::path::PathBuf, String> {

@@ -21,7 +21,7 @@ impl Staging {
         let dir = paths.staging(name);
         if dir.symlink_metadata().is_ok() {
             crate::mounts::unmount_all_under(name, &dir)?;
-            crate::tree::remove_tree(&dir, &mut |_| {})
+            cd_rootfs::remove_tree(&dir, &mut |_| {})
                 .context(|| format!("cannot clear stale {}", dir.display()))?;
         }
         std::fs::create_dir_all(dir.join("rootfs"))
@@ -61,7 +61,7 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         if !self.done && self.dir.symlink_metadata().is_ok() {
-            let _ = crate::tree::remove_tree(&self.dir, &mut |_| {});
+            let _ = cd_rootfs::remove_tree(&self.dir, &mut |_| {});
         }
     }
 }

@@ -139,7 +139,7 @@ impl Store {
         let path = self.paths.container_dir(name);
         Ok(ContainerInfo {
             name: name.to_string(),
-            size_bytes: crate::tree::dir_size(&self.paths.rootfs(name)),
+            size_bytes: cd_rootfs::dir_size(&self.paths.rootfs(name)),
             source: record
                 .as_ref()
                 .map_or("local archive".to_string(), |r| r.source_label()),
@@ -210,7 +210,7 @@ impl Store {
                 "released {released} leftover mount(s) under '{name}'"
             ));
         }
-        let stats = crate::tree::remove_tree(&dir, &mut |p: &Path| {
+        let stats = cd_rootfs::remove_tree(&dir, &mut |p: &Path| {
             reporter.verbose(&format!("removed {}", p.display()))
         })
         .context(|| format!("cannot remove container '{name}'"))?;

@@ -15,9 +15,9 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, IFlags, Mode, OFlags, CWD};
+use rustix::fs::{AtFlags, IFlags, Mode, OFlags, StatxFlags, CWD};
 
-use crate::inode_walk::{list_dir, open_dir_at, stat_at, stat_fd, InodeKind, InodeMeta};
+use crate::inode_walk::{list_dir, open_dir_at, stat_fd, InodeKind, InodeMeta};
 
 /// What [`remove_tree`] deleted.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +25,9 @@ pub struct RemoveStats {
     /// Non-directory inodes unlinked.
     pub files: u64,
     pub dirs: u64,
+    /// Disk space given back (`st_blocks * 512`, like `du`): a hard-linked file counts only when
+    /// its last link goes.
+    pub bytes: u64,
 }
 
 /// Delete `path` and everything below it. `on_file` sees each non-directory before it is
@@ -97,7 +100,7 @@ struct Remover<'a> {
 
 impl Remover<'_> {
     fn remove_at(&mut self, dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
-        let meta = match stat_at(dir, name) {
+        let (meta, blocks) = match stat_with_blocks(dir, name) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(self.annotate(e)),
@@ -116,10 +119,14 @@ impl Remover<'_> {
             drop(child);
             self.unlink(dir, name, AtFlags::REMOVEDIR)?;
             self.stats.dirs += 1;
+            self.stats.bytes += blocks * 512;
         } else {
             (self.on_file)(&self.shown);
             self.unlink(dir, name, AtFlags::empty())?;
             self.stats.files += 1;
+            if meta.nlink <= 1 {
+                self.stats.bytes += blocks * 512;
+            }
         }
         Ok(())
     }
@@ -193,6 +200,31 @@ impl Remover<'_> {
             format!("cannot remove '{}': {err}", self.shown.display()),
         )
     }
+}
+
+/// [`crate::inode_walk::stat_at`] plus the allocated 512-byte blocks, in the same `statx` call.
+fn stat_with_blocks(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<(InodeMeta, u64)> {
+    let st = rustix::fs::statx(
+        dir,
+        name,
+        AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT,
+        StatxFlags::BASIC_STATS | StatxFlags::MNT_ID,
+    )?;
+    let mode = u32::from(st.stx_mode);
+    let meta = InodeMeta {
+        kind: InodeKind::from_mode(mode),
+        perm: mode & 0o7777,
+        uid: st.stx_uid,
+        gid: st.stx_gid,
+        size: st.stx_size,
+        mtime: st.stx_mtime.tv_sec,
+        nlink: st.stx_nlink,
+        ino: st.stx_ino,
+        dev: (st.stx_dev_major, st.stx_dev_minor),
+        rdev: (st.stx_rdev_major, st.stx_rdev_minor),
+        mnt_id: (st.stx_mask & StatxFlags::MNT_ID.bits() != 0).then_some(st.stx_mnt_id),
+    };
+    Ok((meta, st.stx_blocks))
 }
 
 /// Clear `FS_IMMUTABLE_FL` and `FS_APPEND_FL` (`chattr -ia`); best effort, as not every
