@@ -14,6 +14,7 @@ pub mod paths;
 pub mod record;
 pub mod report;
 pub mod restore;
+pub mod session;
 pub mod source;
 pub mod staging;
 pub mod store;

@@ -31,7 +31,24 @@ pub struct ContainerInfo {
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ContainerStatus {
     Idle,
-    InUse { holder: String },
+    /// A command (install, backup, remove, ...) holds the container's lock.
+    InUse {
+        holder: String,
+    },
+    /// Sessions or processes are inside: a live namespace holder, or processes whose root is
+    /// the rootfs (`cd_runtime::running`). `pids` includes the holder pair.
+    Running {
+        sessions: usize,
+        pids: Vec<i32>,
+        detail: String,
+    },
+}
+
+impl ContainerStatus {
+    /// What `ps` lists: containers with something running inside, not merely locked ones.
+    pub fn is_running(&self) -> bool {
+        matches!(self, ContainerStatus::Running { .. })
+    }
 }
 
 impl std::fmt::Display for ContainerStatus {
@@ -39,6 +56,7 @@ impl std::fmt::Display for ContainerStatus {
         match self {
             ContainerStatus::Idle => f.write_str("idle"),
             ContainerStatus::InUse { holder } => write!(f, "in use ({holder})"),
+            ContainerStatus::Running { detail, .. } => write!(f, "in use ({detail})"),
         }
     }
 }
@@ -119,14 +137,22 @@ impl Store {
         }
     }
 
-    /// Whether a command or a session currently holds the container.
+    /// Whether something runs inside the container (the runtime's view, the same one `ps` and
+    /// `kill` use), else whether a command holds its lock.
     pub fn status(&self, name: &str) -> ContainerStatus {
-        for lock in [self.paths.lock_file(name), self.session_lock(name)] {
-            if let Some(holder) = probe_held(&lock) {
-                return ContainerStatus::InUse { holder };
+        if let Ok(state) = self.running(name) {
+            if state.is_running() {
+                return ContainerStatus::Running {
+                    sessions: state.session_count,
+                    detail: crate::session::describe_running(&state),
+                    pids: state.pids,
+                };
             }
         }
-        ContainerStatus::Idle
+        match probe_held(&self.paths.lock_file(name)) {
+            Some(holder) => ContainerStatus::InUse { holder },
+            None => ContainerStatus::Idle,
+        }
     }
 
     /// The lock file every session of a container holds shared while it runs.
@@ -160,12 +186,13 @@ impl Store {
         self.names()?.iter().map(|n| self.info(n)).collect()
     }
 
-    /// Refuse while a session runs in the container.
+    /// Refuse while a session, a namespace holder or any process runs in the container.
     pub fn ensure_not_running(&self, name: &str) -> Result<(), EngineError> {
-        if let Some(holder) = probe_held(&self.session_lock(name)) {
+        let state = self.running(name)?;
+        if state.is_running() {
             return Err(EngineError::Running {
                 name: name.to_string(),
-                detail: holder,
+                detail: crate::session::describe_running(&state),
             });
         }
         Ok(())

@@ -1,7 +1,7 @@
 //! `list` and `ps`: installed and running containers.
 
 use cd_engine::report::Reporter;
-use cd_engine::store::{ContainerInfo, ContainerStatus};
+use cd_engine::store::ContainerInfo;
 use cd_engine::{human_bytes, Store};
 
 use crate::args::{ListArgs, OutputFormat, PsArgs};
@@ -13,11 +13,14 @@ pub fn run(store: &Store, args: &ListArgs) -> anyhow::Result<ExitStatus> {
     render(&containers, args.quiet, args.format, true)
 }
 
+/// `ps`: containers with something inside (a live namespace holder or a process whose root is
+/// the rootfs), the same test `kill` and `remove` use; a container merely locked by another
+/// command is not running.
 pub fn run_ps(store: &Store, args: &PsArgs) -> anyhow::Result<ExitStatus> {
     let containers: Vec<ContainerInfo> = store
         .list()?
         .into_iter()
-        .filter(|c| args.all || c.status != ContainerStatus::Idle)
+        .filter(|c| args.all || c.status.is_running())
         .collect();
     render(&containers, args.quiet, args.format, false)
 }
