@@ -21,6 +21,21 @@ impl From<ExitStatus> for ExitCode {
     }
 }
 
+/// 130 (like a shell) when the user interrupted the work, else 1.
+pub fn status_for_error(err: &anyhow::Error) -> ExitStatus {
+    let interrupted = err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<cd_engine::EngineError>(),
+            Some(cd_engine::EngineError::Interrupted)
+        )
+    });
+    if interrupted {
+        ExitStatus::Inner(130)
+    } else {
+        ExitStatus::Failure
+    }
+}
+
 /// Print `error: <message>` with its cause chain on one line. A closed stdout is not an error.
 pub fn report_error(err: &anyhow::Error) {
     if is_broken_pipe(err) {

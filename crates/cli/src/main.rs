@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         Ok(status) => status.into(),
         Err(err) => {
             report_error(&err);
-            ExitStatus::Failure.into()
+            exit::status_for_error(&err).into()
         }
     }
 }

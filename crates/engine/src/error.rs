@@ -34,6 +34,9 @@ pub enum EngineError {
         source: io::Error,
     },
 
+    #[error("interrupted; nothing was changed (cached downloads are kept for the next try)")]
+    Interrupted,
+
     #[error("{0}")]
     Other(String),
 }

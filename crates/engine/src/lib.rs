@@ -7,6 +7,7 @@ pub mod backup;
 pub mod cache;
 pub mod diff;
 pub mod error;
+pub mod install;
 pub mod lock;
 pub mod mounts;
 pub mod names;

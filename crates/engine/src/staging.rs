@@ -58,6 +58,33 @@ impl Staging {
     }
 }
 
+impl Staging {
+    /// Swap the finished container in for the existing one (`reset`). The old tree is moved
+    /// aside first and deleted only after the new one is in place, so a failure in between
+    /// never leaves the name without a container.
+    pub fn replace(mut self, name: &str) -> Result<PathBuf, EngineError> {
+        crate::mounts::unmount_all_under(name, &self.target)?;
+        let aside = self.target.with_file_name(format!(".replaced-{name}"));
+        if aside.symlink_metadata().is_ok() {
+            cd_rootfs::remove_tree(&aside, &mut |_| {})
+                .context(|| format!("cannot clear stale {}", aside.display()))?;
+        }
+        std::fs::rename(&self.target, &aside)
+            .context(|| format!("cannot move {} aside", self.target.display()))?;
+        if let Err(e) = std::fs::rename(&self.dir, &self.target) {
+            let _ = std::fs::rename(&aside, &self.target);
+            return Err(EngineError::io(
+                format!("cannot move {} into place", self.dir.display()),
+                e,
+            ));
+        }
+        self.done = true;
+        cd_rootfs::remove_tree(&aside, &mut |_| {})
+            .context(|| format!("cannot remove the old tree {}", aside.display()))?;
+        Ok(self.target.clone())
+    }
+}
+
 impl Drop for Staging {
     fn drop(&mut self) {
         if !self.done && self.dir.symlink_metadata().is_ok() {

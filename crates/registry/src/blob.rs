@@ -162,7 +162,11 @@ impl RegistryClient {
             let mut body = resp.into_body().into_reader();
             let mut buf = vec![0u8; CHUNK];
             loop {
-                if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                if cancel
+                    .into_iter()
+                    .chain(self.opts.cancel)
+                    .any(|c| c.load(Ordering::Relaxed))
+                {
                     let _ = file.flush();
                     return Err(Attempt::Fatal(RegistryError::Cancelled));
                 }
@@ -266,7 +270,9 @@ impl RegistryClient {
         std::thread::scope(|s| {
             for _ in 0..workers.clamp(1, n.max(1)) {
                 s.spawn(|| loop {
-                    if cancel.load(Ordering::Relaxed) {
+                    if cancel.load(Ordering::Relaxed)
+                        || self.opts.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
+                    {
                         break;
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -301,7 +307,13 @@ impl RegistryClient {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         };
-        slot.map_or(Ok(()), Err)
+        match slot {
+            Some(e) => Err(e),
+            None if self.opts.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) => {
+                Err(RegistryError::Cancelled)
+            }
+            None => Ok(()),
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Client settings and the `CD_DOWNLOAD_*` environment knobs.
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::credentials::{CredentialError, CredentialSource};
@@ -26,6 +27,9 @@ pub struct ClientOptions {
     pub retry_max_delay: Duration,
     /// How long a loopback registry gets to start a TLS handshake before plain HTTP is tried.
     pub loopback_tls_probe_timeout: Duration,
+    /// Set (e.g. by a Ctrl-C handler) to stop downloads at the next chunk; they fail with
+    /// `RegistryError::Cancelled` and keep their partial files for a later resume.
+    pub cancel: Option<&'static AtomicBool>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +65,7 @@ impl Default for ClientOptions {
             retry_base_delay: Duration::from_millis(500),
             retry_max_delay: Duration::from_secs(60),
             loopback_tls_probe_timeout: Duration::from_secs(3),
+            cancel: None,
         }
     }
 }

@@ -116,3 +116,32 @@ pub fn block(signals: &[i32]) {
     // SAFETY: set is a valid sigset.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
 }
+
+static CANCEL_REQUESTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn request_cancel(_signal: libc::c_int) {
+    // Only an atomic store: the one thing a signal handler may safely do here.
+    CANCEL_REQUESTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Turn `signals` (Ctrl-C and friends) into a flag that long-running work polls, so it can
+/// stop at a safe point and clean up instead of dying half-way. Interrupted system calls are
+/// restarted (`SA_RESTART`): the flag, not `EINTR`, carries the request.
+pub fn cancel_flag_on(signals: &[i32]) -> io::Result<&'static std::sync::atomic::AtomicBool> {
+    for &s in signals {
+        let mut action = MaybeUninit::<libc::sigaction>::zeroed();
+        // SAFETY: a zeroed sigaction is valid; we fill handler, mask and flags before use,
+        // and the handler only performs an atomic store.
+        let rc = unsafe {
+            let a = action.as_mut_ptr();
+            (*a).sa_sigaction = request_cancel as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigemptyset(&mut (*a).sa_mask);
+            (*a).sa_flags = libc::SA_RESTART;
+            libc::sigaction(s, a, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(&CANCEL_REQUESTED)
+}

@@ -51,3 +51,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
 pub(crate) fn not_available(name: &str) -> anyhow::Result<ExitStatus> {
     bail!("'{name}' is not available yet")
 }
+
+/// Ctrl-C, SIGTERM and SIGHUP become a flag that long operations poll, so they stop at a safe
+/// point and remove what they staged instead of dying half-way.
+fn cancel_flag() -> Option<&'static std::sync::atomic::AtomicBool> {
+    use cd_sys::signal::{cancel_flag_on, SIGHUP, SIGINT, SIGTERM};
+    cancel_flag_on(&[SIGINT, SIGTERM, SIGHUP]).ok()
+}
