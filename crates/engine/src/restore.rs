@@ -62,6 +62,15 @@ pub fn restore(
             "restore failed: the archive is empty".into(),
         ));
     };
+    for skip in &unpacked.skips {
+        reporter.warn(&format!("not restored: '{}': {}", skip.path, skip.reason));
+    }
+    if unpacked.xattr_failures > 0 {
+        reporter.warn(&format!(
+            "{} extended attribute(s) could not be set on this filesystem",
+            unpacked.xattr_failures
+        ));
+    }
     if let Some(bytes) = &unpacked.manifest {
         if serde_json::from_slice::<serde_json::Value>(bytes).is_err() {
             reporter.warn(

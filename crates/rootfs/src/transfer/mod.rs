@@ -21,8 +21,6 @@ pub use copy::copy;
 pub use owner::{parse_owner, AccountFiles};
 pub use sync::sync;
 
-pub(crate) use side::pathrs_io;
-
 /// One end of a transfer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
