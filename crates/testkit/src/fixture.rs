@@ -94,6 +94,10 @@ pub fn tar_bytes(entries: &[Entry]) -> Vec<u8> {
         h.set_gid(e.gid);
         h.set_mtime(e.mtime);
         h.set_size(0);
+        if is_hostile_name(&e.path) {
+            append_raw(&mut builder, &mut h, e);
+            continue;
+        }
         let res = match &e.kind {
             Kind::File(data) => {
                 h.set_entry_type(tar::EntryType::Regular);
@@ -126,6 +130,43 @@ pub fn tar_bytes(entries: &[Entry]) -> Vec<u8> {
         res.expect("append tar entry");
     }
     builder.into_inner().expect("finish tar")
+}
+
+/// Names the tar crate refuses to write (`../x`, `/etc/x`): hostile-archive fixtures.
+fn is_hostile_name(path: &str) -> bool {
+    path.starts_with('/') || path.split('/').any(|c| c == "..")
+}
+
+/// Write an entry with its name copied verbatim into the header, as a malicious archiver
+/// would; only what hostile fixtures need (files, symlinks, hard links, dirs).
+fn append_raw(builder: &mut tar::Builder<Vec<u8>>, h: &mut tar::Header, e: &Entry) {
+    let name = e.path.as_bytes();
+    assert!(name.len() < 100, "hostile fixture names must be short");
+    h.as_old_mut().name[..name.len()].copy_from_slice(name);
+    let data: &[u8] = match &e.kind {
+        Kind::File(d) => {
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(d.len() as u64);
+            d
+        }
+        Kind::Symlink(t) | Kind::HardLink(t) => {
+            h.set_entry_type(if matches!(e.kind, Kind::Symlink(_)) {
+                tar::EntryType::Symlink
+            } else {
+                tar::EntryType::Link
+            });
+            let t = t.as_bytes();
+            assert!(t.len() < 100, "hostile fixture link targets must be short");
+            h.as_old_mut().linkname[..t.len()].copy_from_slice(t);
+            &[]
+        }
+        _ => {
+            h.set_entry_type(tar::EntryType::Directory);
+            &[]
+        }
+    };
+    h.set_cksum();
+    builder.append(h, data).expect("append raw tar entry");
 }
 
 pub fn gzip(data: &[u8]) -> Vec<u8> {
