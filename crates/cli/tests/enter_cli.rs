@@ -166,6 +166,16 @@ impl Drop for Box {
     }
 }
 
+/// A helper process that must not outlive a failed assertion.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The status a shell would report: the exit code, or 128+N for a signal.
 fn exit_code(st: std::process::ExitStatus) -> Option<i32> {
     use std::os::unix::process::ExitStatusExt;
@@ -404,7 +414,15 @@ fn get_chroot_cmd_prints_the_command_and_changes_nothing() {
     assert!(line.contains(&b.rootfs().display().to_string()), "{line}");
     assert!(line.contains("'hi there'"), "{line}");
     assert!(line.contains("--userspec=1000:1000"), "{line}");
-    assert!(!b.state_dir().exists(), "no session state was created");
+    let store: Vec<String> = fs::read_dir(b.env.store_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        store,
+        ["containers"],
+        "no lock or session state was created"
+    );
     assert!(!b.running().is_running());
     assert!(b.host_mounts().is_empty());
     // The printed line really runs the same thing.
@@ -557,6 +575,37 @@ fn remove_during_a_session_never_deletes_files_behind_a_bind() {
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     assert!(!b.env.container_dir("c").exists());
     assert_eq!(fs::read_to_string(host.join("keep")).unwrap(), "keep me");
+}
+
+#[test]
+fn login_refuses_while_another_command_holds_the_container() {
+    let b = Box::new();
+    let lock = b.env.store_dir().join("locks/c.lock");
+    fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    // Held exclusively by another process, as `remove` or `reset` would.
+    let mut holder = KillOnDrop(
+        Command::new("sh")
+            .args([
+                "-c",
+                "exec 9<>\"$1\" && flock -x 9 && echo locked && exec sleep 30",
+                "sh",
+            ])
+            .arg(&lock)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.0.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let out = b.login(&[], &["true"]);
+    drop(holder);
+    assert_eq!(line, "locked\n");
+    assert_tool_error(&out, "is busy");
+    assert_eq!(b.login(&[], &["true"]).status.code(), Some(0));
 }
 
 #[test]

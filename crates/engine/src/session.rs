@@ -125,6 +125,10 @@ impl Store {
     /// a concurrent `remove` cannot walk into.
     fn ensure_not_locked(&self, name: &str) -> Result<(), EngineError> {
         let path = self.paths.lock_file(name);
+        if !path.exists() {
+            // Nobody ever locked it; and `--get-chroot-cmd` must not even create the file.
+            return Ok(());
+        }
         match FileLock::try_acquire(&path, LockMode::Shared)? {
             Some(_probe) => Ok(()),
             None => Err(EngineError::Busy {
