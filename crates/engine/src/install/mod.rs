@@ -2,11 +2,18 @@
 //! local archive or a URL. Every path builds in a staging directory and renames it into place
 //! only when everything verified; errors and Ctrl-C leave the store as it was.
 
+mod archive_files;
+mod archive_image;
+mod archive_stream;
 mod builder;
+mod docker_archive;
 mod layer;
+mod local;
 mod manifest_cache;
+mod oci_archive;
 mod pipeline;
 mod pull;
+mod url;
 
 use std::sync::atomic::AtomicBool;
 
@@ -74,9 +81,8 @@ pub fn install(
     validate_name(&name)?;
     match &source {
         InstallSource::Image(reference) => install_image(store, reference, &name, opts, reporter),
-        InstallSource::Path(_) | InstallSource::Url(_) => Err(EngineError::Other(
-            "installing from local archives and URLs is not available yet".to_string(),
-        )),
+        InstallSource::Path(path) => local::install_path(store, path, &name, opts, reporter),
+        InstallSource::Url(url) => url::install_url(store, url, &name, opts, reporter),
     }
 }
 

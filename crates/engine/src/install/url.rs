@@ -1,0 +1,149 @@
+//! `install URL`: download the archive over http(s) into the cache's temp area, then install
+//! it like a local file. The download is removed afterwards, whatever happened.
+
+use std::fs;
+use std::io::{self, BufWriter, Read, Write};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use tempfile::NamedTempFile;
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::Agent;
+
+use super::builder::ContainerBuilder;
+use super::layer::is_cancelled;
+use super::local::install_file;
+use super::{InstallOptions, InstallSummary};
+use crate::error::{EngineError, IoContext};
+use crate::paths::StorePaths;
+use crate::report::Reporter;
+use crate::store::Store;
+
+const CHUNK: usize = 256 * 1024;
+
+pub fn install_url(
+    store: &Store,
+    url: &str,
+    name: &str,
+    opts: &InstallOptions,
+    reporter: &dyn Reporter,
+) -> Result<InstallSummary, EngineError> {
+    // Taken first: a name clash fails before a long download, not after.
+    let builder = ContainerBuilder::create(store, name)?;
+    let cancel = opts.cancel.map(|c| c as &AtomicBool);
+    let download = download(url, &store.paths, reporter, cancel)?;
+    install_file(store, builder, download.path(), opts, reporter)
+}
+
+/// Fetch `url` into a temp file under the cache (deleted when the handle drops).
+pub fn download(
+    url: &str,
+    paths: &StorePaths,
+    reporter: &dyn Reporter,
+    cancel: Option<&AtomicBool>,
+) -> Result<NamedTempFile, EngineError> {
+    let failed = |why: String| EngineError::Other(format!("cannot download {url}: {why}"));
+    reporter.info(&format!("Downloading {url}"));
+    let response = agent().get(url).call().map_err(|e| {
+        failed(format!(
+            "{}; check the address and the network",
+            ureq_message(&e)
+        ))
+    })?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(failed(format!(
+            "the server answered {}{}; check the address",
+            status.as_u16(),
+            status
+                .canonical_reason()
+                .map(|r| format!(" {r}"))
+                .unwrap_or_default()
+        )));
+    }
+    let expected = response.body().content_length();
+    let mut body = response.into_body().into_reader();
+
+    let tmp = paths.cache_tmp();
+    fs::create_dir_all(&tmp).context(|| format!("cannot create {}", tmp.display()))?;
+    let file = tempfile::Builder::new()
+        .prefix("download-")
+        .tempfile_in(&tmp)
+        .context(|| format!("cannot create a temp file in {}", tmp.display()))?;
+    let bar = reporter.progress("downloading", expected.unwrap_or(0));
+    let mut out = BufWriter::new(file.as_file());
+    let mut buf = vec![0u8; CHUNK];
+    let mut got = 0u64;
+    loop {
+        if is_cancelled(cancel) {
+            return Err(EngineError::Interrupted);
+        }
+        let n = match body.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(failed(format!(
+                    "the connection failed after {} ({e}); retry",
+                    crate::human_bytes(got)
+                )))
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n])
+            .context(|| format!("cannot write {}", file.path().display()))?;
+        got += n as u64;
+        bar.set_position(got);
+    }
+    out.flush()
+        .context(|| format!("cannot write {}", file.path().display()))?;
+    drop(out);
+    bar.finish();
+    if let Some(expected) = expected {
+        if got != expected {
+            return Err(failed(format!(
+                "the body ended after {got} of {expected} bytes; retry"
+            )));
+        }
+    }
+    Ok(file)
+}
+
+fn agent() -> Agent {
+    let tls = TlsConfig::builder().root_certs(root_certs()).build();
+    Agent::config_builder()
+        .http_status_as_error(false)
+        .user_agent(format!("chroot-distro/{}", env!("CARGO_PKG_VERSION")))
+        .tls_config(tls)
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .timeout_per_read(Some(Duration::from_secs(60)))
+        .max_redirects(10)
+        .build()
+        .new_agent()
+}
+
+/// The system's roots (honouring `SSL_CERT_FILE`); Mozilla's when none load.
+fn root_certs() -> RootCerts {
+    let certs: Vec<Certificate<'static>> = rustls_native_certs::load_native_certs()
+        .certs
+        .iter()
+        .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+        .collect();
+    if certs.is_empty() {
+        RootCerts::WebPki
+    } else {
+        RootCerts::from(certs)
+    }
+}
+
+/// ureq's messages, with the cause of an I/O error spelled out.
+fn ureq_message(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Io(io) => io.to_string(),
+        ureq::Error::HostNotFound => "the host name does not resolve".to_string(),
+        ureq::Error::ConnectionFailed => "cannot connect to the host".to_string(),
+        other => other.to_string(),
+    }
+}
