@@ -155,11 +155,6 @@ impl Store {
         }
     }
 
-    /// The lock file every session of a container holds shared while it runs.
-    pub fn session_lock(&self, name: &str) -> PathBuf {
-        self.paths.state_dir(name).join("sessions.lock")
-    }
-
     pub fn info(&self, name: &str) -> Result<ContainerInfo, EngineError> {
         let record = self.record(name).ok().flatten();
         let path = self.paths.container_dir(name);
