@@ -11,7 +11,7 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cd_sys::ns::{self, Namespaces};
 use cd_sys::process::{self, ExitStatus, Fork};
@@ -147,7 +147,37 @@ pub fn enter(req: &EnterRequest, warn: &mut dyn FnMut(String)) -> Result<i32, Ru
     };
     let result = run_session(&spec, pty.as_ref(), stdin, &req.name);
     drop(sessions);
+    release_if_last(&req.state_dir, &rec);
     result
+}
+
+/// The last session to end releases the namespace itself instead of leaving it to the holder's
+/// next poll, so `login C -- true; remove C` never meets a namespace about to vanish and a
+/// short command costs no poll interval.
+fn release_if_last(state_dir: &Path, rec: &holder::HolderRecord) {
+    // New sessions set up under this lock: while it is held none can join the old namespace,
+    // and one that waits for it finds no holder afterwards and makes a fresh one.
+    let Ok(setup) = open_lock(&state_dir.join(SETUP_LOCK)) else {
+        return;
+    };
+    if rustix::fs::flock(&setup, FlockOperation::LockExclusive).is_err() {
+        return;
+    }
+    let Ok(sessions) = File::open(state_dir.join(SESSIONS_LOCK)) else {
+        return;
+    };
+    if rustix::fs::flock(&sessions, FlockOperation::NonBlockingLockExclusive).is_err() {
+        return; // another session still runs
+    }
+    if rec.is_alive() {
+        let _ = process::send_signal(rec.init, signal::SIGKILL);
+        let _ = process::send_signal(rec.holder, signal::SIGKILL);
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while rec.is_alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    holder::remove_record(state_dir);
 }
 
 fn open_lock(path: &Path) -> Result<File, RuntimeError> {
