@@ -685,6 +685,43 @@ fn login_isolated_gets_its_own_pid_and_uts_namespaces() {
 }
 
 #[test]
+fn login_minimal_exports_only_env_entries_and_term() {
+    let b = Box::new();
+    b.write_image_config(serde_json::json!({ "Env": ["FROM_IMAGE=1"] }));
+    let out = b
+        .cmd(&["login", "--minimal", "-e", "A=1", "c", "--", "env"])
+        .env("TERM", "vt220")
+        .output()
+        .unwrap();
+    let mut lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "A=1",
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "TERM=vt220"
+        ],
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn login_isolated_and_shared_sessions_do_not_mix() {
+    let mut b = Box::new();
+    b.spawn(&[], &["sleep", "30"]);
+    b.wait_processes(1);
+    let out = b.login(&["--isolated"], &["true"]);
+    assert_tool_error(&out, "already running without --isolated");
+    assert!(
+        stderr(&out).contains("chroot-distro unmount c"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
 fn login_sees_only_stdio_and_hardened_mounts() {
     let b = Box::new();
     // `; :` keeps the shell from exec'ing ls, so $$ is the process the tool started.
