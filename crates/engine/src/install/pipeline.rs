@@ -129,9 +129,7 @@ pub fn apply_image(
             stop.store(true, Ordering::Relaxed);
         }
         drop(rx);
-        let downloaded = download
-            .join()
-            .unwrap_or(Err(RegistryError::Cancelled));
+        let downloaded = download.join().unwrap_or(Err(RegistryError::Cancelled));
         total.finish();
         match (applied, downloaded) {
             (Ok(()), Ok(())) => Ok(()),
