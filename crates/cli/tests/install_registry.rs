@@ -791,3 +791,114 @@ fn ctrl_c_during_download_leaves_nothing_and_the_next_install_resumes() {
         noise.len()
     );
 }
+
+#[test]
+fn install_by_digest_reference() {
+    let reg = LocalRegistry::start_plain();
+    let image = ImageBuilder::new()
+        .uncompressed()
+        .layer(vec![Entry::file("one", "plain tar", 0o644)])
+        .layer(vec![Entry::file("two", "second layer", 0o644)]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut layout = OciLayout::create(dir.path());
+    let written = layout.add_image("t", &image);
+    reg.push_oci_dir(dir.path(), "t", "plain:1", &[]);
+    let env = test_env();
+    let host = reg.host_port();
+
+    // skopeo may rewrite the manifest on the way; ask the registry for the digest it serves.
+    let inspect = std::process::Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}"])
+        .arg(format!("docker://{host}/plain:1"))
+        .output()
+        .unwrap();
+    assert!(inspect.status.success(), "{}", describe(&inspect));
+    let digest = String::from_utf8(inspect.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    let _ = written;
+    let by_digest = format!("{host}/plain@{digest}");
+    let tagged_digest = format!("{host}/plain:ignored@{digest}");
+    for (name, reference) in [("d1", &by_digest), ("d2", &tagged_digest)] {
+        let out = env.run(["install", reference.as_str(), "-n", name]);
+        assert!(out.status.success(), "{reference}: {}", describe(&out));
+        let r = env.rootfs(name);
+        assert_eq!(std::fs::read_to_string(r.join("one")).unwrap(), "plain tar");
+        assert_eq!(
+            std::fs::read_to_string(r.join("two")).unwrap(),
+            "second layer"
+        );
+    }
+
+    let wrong = format!("{host}/plain@sha256:{}", "0".repeat(64));
+    let out = env.run(["install", wrong.as_str(), "-n", "wrong"]);
+    assert!(!out.status.success());
+    error_line(&out);
+    assert_nothing_left(&env, "wrong");
+}
+
+fn zstd_compress(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("zstd")
+        .args(["-q", "-c", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("zstd (Debian's zstd package)");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+#[test]
+fn install_applies_uncompressed_gzip_and_zstd_layers() {
+    let fake = FakeRegistry::open();
+    let layers = [
+        (tar_bytes(&[Entry::file("plain", "tar", 0o644)]), "tar"),
+        (tar_bytes(&[Entry::file("gz", "gzip", 0o644)]), "tar+gzip"),
+        (tar_bytes(&[Entry::file("zst", "zstd", 0o644)]), "tar+zstd"),
+    ];
+    let mut descs = Vec::new();
+    let mut diff_ids = Vec::new();
+    for (tar, kind) in &layers {
+        let blob = match *kind {
+            "tar" => tar.clone(),
+            "tar+gzip" => gzip(tar),
+            _ => zstd_compress(tar),
+        };
+        descs.push(json!({
+            "mediaType": format!("application/vnd.oci.image.layer.v1.{kind}"),
+            "digest": fake.put_blob(&blob), "size": blob.len()}));
+        diff_ids.push(cd_testkit::fixture::digest(tar));
+    }
+    let config = serde_json::to_vec(&json!({
+        "architecture": cd_testkit::fixture::host_goarch(), "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids}}))
+    .unwrap();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": fake.put_blob(&config), "size": config.len()},
+        "layers": descs,
+    });
+    fake.put_manifest(
+        "mixed",
+        "1",
+        "application/vnd.oci.image.manifest.v1+json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
+    let env = test_env();
+    let out = env.run(["install", &format!("{}/mixed:1", fake.host_port())]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let r = env.rootfs("mixed");
+    for (file, content) in [("plain", "tar"), ("gz", "gzip"), ("zst", "zstd")] {
+        assert_eq!(std::fs::read_to_string(r.join(file)).unwrap(), content);
+    }
+}
