@@ -106,8 +106,27 @@ fn best_strip(names: &[Vec<String>]) -> Option<usize> {
 
 fn not_a_tar(e: std::io::Error) -> EngineError {
     EngineError::Other(format!(
-        "not a readable tar archive ({e}); expected a rootfs tarball or an OCI/docker image archive"
+        "the file is not a tar archive, or it is truncated or corrupt ({}); \
+         expected a rootfs tarball or an OCI/docker image archive",
+        brief_reason(&e)
     ))
+}
+
+/// An error's message fit for one line: the tar parser quotes the bad header bytes, which for
+/// random input is binary noise, so such messages are cut before the quote.
+pub fn brief_reason(e: &dyn std::fmt::Display) -> String {
+    const MAX: usize = 100;
+    let msg = e.to_string();
+    let clean = msg.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+    if clean && msg.len() <= MAX {
+        return msg;
+    }
+    let head = msg.split(':').next().unwrap_or("");
+    if head.len() <= MAX && head.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+        head.to_string()
+    } else {
+        "unreadable data".to_string()
+    }
 }
 
 #[cfg(test)]
@@ -166,6 +185,21 @@ mod tests {
         assert_eq!(classify(&t[..]).unwrap(), ArchiveKind::OciLayout);
         let t = tar_of(&["manifest.json", "repositories", "abc.tar", "abc.json"]);
         assert_eq!(classify(&t[..]).unwrap(), ArchiveKind::DockerArchive);
+    }
+
+    #[test]
+    fn reasons_with_binary_noise_are_cut() {
+        assert_eq!(
+            brief_reason(&"unexpected end of file"),
+            "unexpected end of file"
+        );
+        assert_eq!(
+            brief_reason(
+                &"numeric field did not have utf-8 text: \u{1}\u{fffd}x when getting cksum"
+            ),
+            "numeric field did not have utf-8 text"
+        );
+        assert_eq!(brief_reason(&"\u{1}\u{2}"), "unreadable data");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicBool;
 use cd_archive::Compression;
 
 use super::layer::is_cancelled;
+use crate::archive_kind::brief_reason;
 use crate::error::EngineError;
 use crate::report::Progress;
 
@@ -97,6 +98,7 @@ pub fn read_error(e: &dyn std::fmt::Display, cancel: Option<&AtomicBool>) -> Eng
         return EngineError::Interrupted;
     }
     EngineError::Other(format!(
-        "the archive is truncated or corrupt ({e}); copy or download it again"
+        "the archive is truncated or corrupt ({}); copy or download it again",
+        brief_reason(e)
     ))
 }

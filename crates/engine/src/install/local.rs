@@ -125,7 +125,7 @@ fn install_rootfs(
     bar.finish();
     if let Some(first) = stats.skips.first() {
         reporter.warn(&format!(
-            "{} archive entries were not extracted (first: '{}': {})",
+            "archive entries not extracted: {} (first: '{}': {})",
             stats.skips.len(),
             first.path,
             first.reason
