@@ -848,3 +848,95 @@ fn hostile_image_archives_leave_a_host_canary_untouched() {
         }
     }
 }
+
+/// `openssl s_server -WWW` serving `dir` over TLS on 127.0.0.1, with a fresh CA; killed on drop.
+struct TlsFileServer {
+    child: std::process::Child,
+    port: u16,
+    ca: std::path::PathBuf,
+}
+
+impl TlsFileServer {
+    fn start(certs: &Path, www: &Path) -> TlsFileServer {
+        let c = certs.display();
+        let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+        sh(&format!(
+            "cd {c} && openssl req -x509 {ec} -keyout ca.key -out ca.pem -days 2 -subj /CN=cd-test-ca 2>/dev/null \
+             && openssl req {ec} -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null \
+             && printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' > server.ext \
+             && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+                -days 2 -extfile server.ext 2>/dev/null"
+        ));
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let child = Command::new("openssl")
+            .current_dir(www)
+            .args(["s_server", "-quiet", "-WWW", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(certs.join("server.pem"))
+            .arg("-key")
+            .arg(certs.join("server.key"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "openssl s_server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        TlsFileServer {
+            child,
+            port,
+            ca: certs.join("ca.pem"),
+        }
+    }
+}
+
+impl Drop for TlsFileServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn https_url_install_trusts_ssl_cert_file_and_refuses_an_unknown_ca() {
+    let env = test_env();
+    let work = tempfile::tempdir().unwrap();
+    let www = work.path().join("www");
+    let certs = work.path().join("certs");
+    fs::create_dir_all(&www).unwrap();
+    fs::create_dir_all(&certs).unwrap();
+    let mut layout = OciLayout::create(&work.path().join("layout"));
+    layout.add_image("v1", &image("over-tls"));
+    skopeo_copy(
+        &layout.dir,
+        "v1",
+        &format!("oci-archive:{}:v1", www.join("tls-image.oci.tar").display()),
+        &[],
+    );
+    let server = TlsFileServer::start(&certs, &www);
+    let url = format!("https://127.0.0.1:{}/tls-image.oci.tar", server.port);
+
+    let out = env.run(["install", &url]);
+    let line = error_line(&out);
+    assert!(line.contains("SSL_CERT_FILE"), "{line}");
+    assert_nothing_left(&env, "tls-image");
+
+    let out = env
+        .cmd(["install", &url])
+        .env("SSL_CERT_FILE", &server.ca)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    ok(&out);
+    let out = env.run(["run", "tls-image"]);
+    ok(&out);
+    assert_eq!(stdout(&out), "over-tls");
+    assert_no_temp_files(&env);
+}

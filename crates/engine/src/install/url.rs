@@ -44,12 +44,10 @@ pub fn download(
 ) -> Result<NamedTempFile, EngineError> {
     let failed = |why: String| EngineError::Other(format!("cannot download {url}: {why}"));
     reporter.info(&format!("Downloading {url}"));
-    let response = agent().get(url).call().map_err(|e| {
-        failed(format!(
-            "{}; check the address and the network",
-            ureq_message(&e)
-        ))
-    })?;
+    let response = agent()
+        .get(url)
+        .call()
+        .map_err(|e| failed(connect_error(&e)))?;
     let status = response.status();
     if !status.is_success() {
         return Err(failed(format!(
@@ -138,12 +136,19 @@ fn root_certs() -> RootCerts {
     }
 }
 
-/// ureq's messages, with the cause of an I/O error spelled out.
-fn ureq_message(e: &ureq::Error) -> String {
+/// Why the request got no answer, and what to do about it.
+fn connect_error(e: &ureq::Error) -> String {
+    // rustls failures often arrive wrapped in an I/O error, so the message decides.
+    let tls = matches!(e, ureq::Error::Rustls(_) | ureq::Error::Tls(_))
+        || e.to_string().contains("certificate");
     match e {
-        ureq::Error::Io(io) => io.to_string(),
-        ureq::Error::HostNotFound => "the host name does not resolve".to_string(),
-        ureq::Error::ConnectionFailed => "cannot connect to the host".to_string(),
-        other => other.to_string(),
+        _ if tls => {
+            format!("{e}; if the server uses a private CA, point SSL_CERT_FILE at its certificate")
+        }
+        ureq::Error::HostNotFound => {
+            "the host name does not resolve; check the address and the network".to_string()
+        }
+        ureq::Error::Io(io) => format!("{io}; check the address and the network"),
+        other => format!("{other}; check the address and the network"),
     }
 }
