@@ -83,6 +83,8 @@ fn sh(cmd: &str) {
 fn busybox_tree(dir: &Path, marker: &str) {
     busybox::populate(dir);
     fs::write(dir.join("etc/marker"), marker).unwrap();
+    // A hard link, whose target name must be stripped along with the entry names.
+    fs::hard_link(dir.join("etc/marker"), dir.join("etc/marker-link")).unwrap();
 }
 
 const COMPRESSIONS: &[(&str, &str)] = &[
@@ -118,6 +120,11 @@ fn rootfs_tarballs_install_in_every_compression_whatever_their_name() {
                 "{name}"
             );
             assert!(root.join("bin/busybox").is_file(), "{name}");
+            assert_eq!(
+                fs::metadata(root.join("etc/marker")).unwrap().ino(),
+                fs::metadata(root.join("etc/marker-link")).unwrap().ino(),
+                "{name}: hard link kept"
+            );
             assert!(
                 !root.join("myroot").exists(),
                 "{name}: the folder is stripped"
