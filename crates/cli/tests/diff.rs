@@ -158,3 +158,27 @@ fn missing_cached_layers_give_a_clear_error() {
         describe(&out)
     );
 }
+
+#[test]
+fn a_second_diff_reads_the_kept_layer_index_and_a_damaged_index_is_ignored() {
+    let env = env();
+    make_image_container(&env, "img");
+    fs::write(env.rootfs("img").join("etc/hosts"), "changed\n").unwrap();
+    let first = diff_lines(&env, "img");
+    assert_eq!(first, vec!["C /etc", "C /etc/hosts"]);
+    let index_dir = env.cache_dir().join("diff_index");
+    let kept: Vec<_> = fs::read_dir(&index_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kept.len(), 2, "one index per layer");
+    // The second run answers from the indexes alone: the blobs may even be unreadable.
+    for blob in fs::read_dir(env.cache_dir().join("oci_layers")).unwrap() {
+        fs::write(blob.unwrap().path(), b"not gzip any more").unwrap();
+    }
+    assert_eq!(diff_lines(&env, "img"), first);
+    // A damaged index is not trusted: the layer is read again (and here fails loudly).
+    fs::write(&kept[0], b"garbage").unwrap();
+    let out = env.run(["diff", "img"]);
+    assert!(!out.status.success(), "{}", describe(&out));
+}

@@ -42,13 +42,30 @@ pub fn diff(store: &Store, name: &str) -> Result<Vec<Change>, EngineError> {
         blobs.push(path);
     }
 
-    let read = |path: &PathBuf| -> Result<LayerEntries, EngineError> {
+    let read_layer = |path: &PathBuf| -> Result<LayerEntries, EngineError> {
         let file = std::fs::File::open(path)
             .map_err(|e| EngineError::io(format!("cannot open {}", path.display()), e))?;
         let (_, reader) = cd_archive::sniffing_decoder(file)
             .map_err(|e| EngineError::io(format!("cannot read {}", path.display()), e))?;
         LayerEntries::read(reader)
             .map_err(|e| EngineError::Other(format!("{}: {e}", path.display())))
+    };
+    let index_dir = store.paths.cache.join("diff_index");
+    let read = |path: &PathBuf| -> Result<LayerEntries, EngineError> {
+        // A layer read once is kept as a compact metadata index: decompressing hundreds of
+        // megabytes again is what makes a second diff slow.
+        let index_file = index_dir.join(path.file_name().unwrap_or_default());
+        if let Some(layer) = std::fs::read(&index_file)
+            .ok()
+            .and_then(|b| LayerEntries::decode(&b))
+        {
+            return Ok(layer);
+        }
+        let layer = read_layer(path)?;
+        if std::fs::create_dir_all(&index_dir).is_ok() {
+            let _ = crate::atomic::write_atomic(&index_file, &layer.encode(), 0o644);
+        }
+        Ok(layer)
     };
     let results: Vec<Mutex<Option<Result<LayerEntries, EngineError>>>> =
         blobs.iter().map(|_| Mutex::new(None)).collect();

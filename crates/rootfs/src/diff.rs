@@ -35,15 +35,15 @@ pub struct IndexNode {
 }
 
 /// One layer read into memory: its entries in order, its whiteouts and opaque directories.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct LayerEntries {
-    entries: Vec<(Vec<u8>, LayerItem)>,
-    whiteouts: Vec<Vec<u8>>,
-    opaque_dirs: Vec<Vec<u8>>,
+    pub(crate) entries: Vec<(Vec<u8>, LayerItem)>,
+    pub(crate) whiteouts: Vec<Vec<u8>>,
+    pub(crate) opaque_dirs: Vec<Vec<u8>>,
 }
 
-#[derive(Debug)]
-enum LayerItem {
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum LayerItem {
     Node(IndexNode),
     /// A hard link to another path of the image (already normalised).
     HardLink(Vec<u8>),

@@ -5,6 +5,7 @@ pub mod apply;
 pub mod backup;
 pub mod backup_unpack;
 pub mod diff;
+mod diff_index_codec;
 pub mod fixups;
 pub mod inode_walk;
 pub mod remove;
