@@ -902,3 +902,50 @@ fn install_applies_uncompressed_gzip_and_zstd_layers() {
         assert_eq!(std::fs::read_to_string(r.join(file)).unwrap(), content);
     }
 }
+
+#[test]
+fn a_full_disk_fails_in_one_line_and_leaves_no_container() {
+    let fake = FakeRegistry::open();
+    let mut noise = vec![0u8; 6_000_000];
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    for b in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    fake_image(
+        &fake,
+        "huge",
+        &tar_bytes(&[Entry::file("noise", &noise, 0o644)]),
+        None,
+    );
+    let env = test_env();
+    // The store lives on a 3 MiB tmpfs, in a mount namespace private to this test.
+    cd_testkit::mntns::in_private_mount_ns(|| {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
+            .arg(env.data_home())
+            .status()
+            .unwrap();
+        assert!(status.success(), "cannot mount a tmpfs for the test");
+        let out = env.run(["install", &format!("{}/huge:1", fake.host_port())]);
+        assert!(!out.status.success());
+        let line = error_line(&out);
+        assert!(line.contains("disk is full"), "{line}");
+        assert_nothing_left(&env, "huge");
+        // Whatever the failed install wrote is gone again.
+        let used = std::process::Command::new("du")
+            .args(["-sk"])
+            .arg(env.data_home())
+            .output()
+            .unwrap();
+        let kib: u64 = String::from_utf8_lossy(&used.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(kib < 100, "{kib} KiB left behind on the full disk");
+    });
+}
