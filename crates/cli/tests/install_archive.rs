@@ -12,8 +12,12 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cd_testkit::busybox;
+use cd_testkit::canary::Canary;
 use cd_testkit::env::{describe, stderr, stdout, TestEnv};
-use cd_testkit::fixture::{sha256_hex, tar_bytes, Entry, ImageBuilder, OciLayout};
+use cd_testkit::fixture::{random_bytes, tar_bytes, Entry, ImageBuilder, OciLayout};
+use cd_testkit::outcome::{
+    assert_cache_verified, assert_no_temp_files, assert_nothing_left, error_line,
+};
 use serde_json::{json, Value};
 
 fn test_env() -> TestEnv {
@@ -22,56 +26,6 @@ fn test_env() -> TestEnv {
 
 fn ok(out: &Output) {
     assert!(out.status.success(), "{}", describe(out));
-}
-
-/// The failure line the tool printed: exactly one `error:` line, and the exit status 1.
-fn error_line(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "{}", describe(out));
-    let err = stderr(out);
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(lines.len(), 1, "expected one error line\n{}", describe(out));
-    assert!(
-        err.trim_end().ends_with(lines[0]),
-        "output after the error\n{}",
-        describe(out)
-    );
-    lines[0].to_string()
-}
-
-/// Nothing half-made: no container, no staging dir, no temp file, and every cached blob is
-/// exactly the content its name promises.
-fn assert_nothing_left(env: &TestEnv, name: &str) {
-    assert!(!env.container_dir(name).exists(), "container {name} exists");
-    if let Ok(entries) = fs::read_dir(env.store_dir().join("containers")) {
-        for e in entries {
-            let n = e.unwrap().file_name().into_string().unwrap();
-            assert!(!n.starts_with('.'), "leftover {n}");
-        }
-    }
-    assert_no_temp_files(env);
-    assert_cache_verified(env);
-}
-
-fn assert_no_temp_files(env: &TestEnv) {
-    if let Ok(entries) = fs::read_dir(env.cache_dir().join("tmp")) {
-        let left: Vec<_> = entries.map(|e| e.unwrap().file_name()).collect();
-        assert!(left.is_empty(), "temp files left: {left:?}");
-    }
-}
-
-fn assert_cache_verified(env: &TestEnv) {
-    if let Ok(entries) = fs::read_dir(env.cache_dir().join("oci_layers")) {
-        for e in entries {
-            let e = e.unwrap();
-            let name = e.file_name().into_string().unwrap();
-            let hex = name.strip_prefix("sha256_").unwrap_or("?");
-            assert_eq!(
-                sha256_hex(&fs::read(e.path()).unwrap()),
-                hex,
-                "unverified cache entry {name}"
-            );
-        }
-    }
 }
 
 fn sh(cmd: &str) {
@@ -364,18 +318,6 @@ fn docker_archive_from_skopeo_installs_and_resets() {
     assert_cache_verified(&env);
 }
 
-/// Deterministic junk.
-fn random_bytes(n: usize, mut seed: u64) -> Vec<u8> {
-    (0..n)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u8
-        })
-        .collect()
-}
-
 #[test]
 fn truncated_corrupt_and_random_files_fail_with_one_line_and_leave_nothing() {
     let env = test_env();
@@ -634,11 +576,9 @@ fn rootfs_with(hostile: Vec<Entry>) -> Vec<u8> {
 fn hostile_tarballs_leave_a_host_canary_untouched() {
     let env = test_env();
     let work = tempfile::tempdir().unwrap();
-    let outside = tempfile::tempdir().unwrap();
-    let canary = outside.path().join("canary");
-    fs::write(&canary, "untouched").unwrap();
-    let canary_s = canary.display().to_string();
-    let outside_s = outside.path().display().to_string();
+    let canary = Canary::new();
+    let canary_s = canary.file_str();
+    let outside_s = canary.dir().display().to_string();
     let up = "../".repeat(12);
     let cases: Vec<(&str, Vec<Entry>)> = vec![
         (
@@ -693,14 +633,7 @@ fn hostile_tarballs_leave_a_host_canary_untouched() {
         let file = work.path().join(format!("{name}.tar"));
         fs::write(&file, rootfs_with(entries)).unwrap();
         let out = env.run(["install", &file.display().to_string()]);
-        assert_eq!(
-            fs::read_to_string(&canary).unwrap(),
-            "untouched",
-            "{name}\n{}",
-            describe(&out)
-        );
-        let listing: Vec<_> = fs::read_dir(outside.path()).unwrap().collect();
-        assert_eq!(listing.len(), 1, "{name} planted a file next to the canary");
+        canary.assert_untouched(&format!("{name}\n{}", describe(&out)));
         if name == "absolute" {
             // An absolute name means the same path inside the root.
             ok(&out);
@@ -710,9 +643,7 @@ fn hostile_tarballs_leave_a_host_canary_untouched() {
         if out.status.success() {
             // Whatever was made stays inside the rootfs and is not the host's inode.
             for p in ["etc/stolen", "etc/link"] {
-                if let Ok(m) = env.rootfs(name).join(p).metadata() {
-                    assert_ne!(m.ino(), canary.metadata().unwrap().ino(), "{name}");
-                }
+                assert!(!canary.is_same_inode(&env.rootfs(name).join(p)), "{name}");
             }
         } else {
             error_line(&out);
@@ -794,10 +725,8 @@ fn layout_tar(dir: &Path, extra: Vec<Entry>) -> Vec<u8> {
 fn hostile_image_archives_leave_a_host_canary_untouched() {
     let env = test_env();
     let work = tempfile::tempdir().unwrap();
-    let outside = tempfile::tempdir().unwrap();
-    let canary = outside.path().join("canary");
-    fs::write(&canary, "untouched").unwrap();
-    let canary_s = canary.display().to_string();
+    let canary = Canary::new();
+    let canary_s = canary.file_str();
     let up = "../".repeat(12);
     let climbing = format!("{up}{}", canary_s.trim_start_matches('/'));
 
@@ -826,7 +755,7 @@ fn hostile_image_archives_leave_a_host_canary_untouched() {
         &ImageBuilder::new()
             .layer(busybox::layer_entries())
             .layer(vec![
-                Entry::symlink("evil", &outside.path().display().to_string()),
+                Entry::symlink("evil", &canary.dir().display().to_string()),
                 Entry::file("evil/canary", "overwritten", 0o644),
                 Entry::file(&climbing, "overwritten", 0o644),
             ]),
@@ -841,8 +770,7 @@ fn hostile_image_archives_leave_a_host_canary_untouched() {
         let file = work.path().join(format!("{name}.oci"));
         fs::write(&file, data).unwrap();
         let out = env.run(["install", &file.display().to_string()]);
-        assert_eq!(fs::read_to_string(&canary).unwrap(), "untouched", "{name}");
-        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 1, "{name}");
+        canary.assert_untouched(name);
         assert_eq!(out.status.success(), installs, "{name}: {}", describe(&out));
         if installs {
             assert_eq!(

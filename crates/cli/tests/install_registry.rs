@@ -8,9 +8,13 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use cd_testkit::busybox;
+use cd_testkit::canary::Canary;
 use cd_testkit::env::{describe, stderr, TestEnv};
 use cd_testkit::fakereg::{FakeRegistry, Fault};
-use cd_testkit::fixture::{gzip, tar_bytes, Entry, ImageBuilder, OciLayout, WrittenImage};
+use cd_testkit::fixture::{
+    gzip, random_bytes, tar_bytes, Entry, ImageBuilder, OciLayout, WrittenImage,
+};
+use cd_testkit::outcome::{assert_nothing_left, error_line};
 use cd_testkit::registry::LocalRegistry;
 use serde_json::{json, Value};
 
@@ -29,36 +33,6 @@ fn push(reg: &LocalRegistry, repo_tag: &str, image: &ImageBuilder) -> WrittenIma
 
 fn host_arch_name() -> &'static str {
     std::env::consts::ARCH
-}
-
-/// The failure line the tool printed: exactly one `error:` line, nothing after it.
-fn error_line(out: &std::process::Output) -> String {
-    let err = stderr(out);
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
-    assert!(
-        err.trim_end()
-            .ends_with(lines.last().copied().unwrap_or("?")),
-        "output after the error\n{}",
-        describe(out)
-    );
-    assert_eq!(lines.len(), 1, "expected one error line\n{}", describe(out));
-    lines[0].to_string()
-}
-
-/// Nothing half-made is left: no staging dir, no container of that name.
-fn assert_nothing_left(env: &TestEnv, name: &str) {
-    let containers = env.store_dir().join("containers");
-    if let Ok(entries) = std::fs::read_dir(&containers) {
-        for e in entries {
-            let n = e.unwrap().file_name().into_string().unwrap();
-            assert!(
-                !n.starts_with('.'),
-                "leftover {n} in {}",
-                containers.display()
-            );
-        }
-    }
-    assert!(!env.container_dir(name).exists(), "container {name} exists");
 }
 
 fn cached_blob(env: &TestEnv, digest: &str) -> PathBuf {
@@ -325,27 +299,6 @@ fn install_picks_the_platform_from_a_manifest_list() {
     assert!(error_line(&out).contains("unknown architecture 'sparc'"));
 }
 
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn install_from_a_tls_htpasswd_registry_takes_credentials_from_every_source() {
     let reg = LocalRegistry::start_tls_htpasswd("alice", "s3cret");
@@ -378,7 +331,7 @@ fn install_from_a_tls_htpasswd_registry_takes_credentials_from_every_source() {
     let out = install("wrong", &[("CD_DOCKER_AUTH", "alice:nope".into())]);
     assert!(!out.status.success(), "{}", describe(&out));
 
-    let auth = base64(b"alice:s3cret");
+    let auth = cd_testkit::fixture::base64(b"alice:s3cret");
     let files = tempfile::tempdir().unwrap();
     let auth_json = files.path().join("auth.json");
     std::fs::write(
@@ -447,11 +400,9 @@ fn install_from_a_tls_htpasswd_registry_takes_credentials_from_every_source() {
 #[test]
 fn hostile_layers_from_a_registry_leave_the_host_untouched() {
     let reg = LocalRegistry::start_plain();
-    let outside = tempfile::tempdir().unwrap();
-    let canary = outside.path().join("canary");
-    std::fs::write(&canary, "untouched").unwrap();
-    let canary_s = canary.display().to_string();
-    let outside_s = outside.path().display().to_string();
+    let canary = Canary::new();
+    let canary_s = canary.file_str();
+    let outside_s = canary.dir().display().to_string();
     let unique = format!("cd-hostile-{}", std::process::id());
     let cases: Vec<(&str, Vec<Entry>)> = vec![
         (
@@ -486,23 +437,17 @@ fn hostile_layers_from_a_registry_leave_the_host_untouched() {
                 .layer(entries),
         );
         let out = env.run(["install", &format!("{}/{name}:1", reg.host_port())]);
-        assert_eq!(
-            std::fs::read_to_string(&canary).unwrap(),
-            "untouched",
-            "{name}"
-        );
-        let listing: Vec<_> = std::fs::read_dir(outside.path()).unwrap().collect();
-        assert_eq!(listing.len(), 1, "{name} planted a file next to the canary");
+        canary.assert_untouched(name);
         assert!(
             !Path::new("/tmp").join(&unique).exists(),
             "{name} escaped to /tmp"
         );
         if out.status.success() {
             // Kept inside: whatever was made is under the rootfs.
-            let stolen = env.rootfs(name).join("stolen");
-            if let Ok(m) = stolen.symlink_metadata() {
-                assert_ne!(m.ino(), canary.metadata().unwrap().ino(), "{name}");
-            }
+            assert!(
+                !canary.is_same_inode(&env.rootfs(name).join("stolen")),
+                "{name}"
+            );
         } else {
             error_line(&out);
             assert_nothing_left(&env, name);
@@ -725,14 +670,7 @@ fn ctrl_c_during_download_leaves_nothing_and_the_next_install_resumes() {
     let env = test_env();
     let fake = FakeRegistry::open();
     // Incompressible, so the rate limit holds the download for several seconds.
-    let mut noise = vec![0u8; 6_000_000];
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for b in noise.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = x as u8;
-    }
+    let noise = random_bytes(6_000_000, 0x9e37_79b9_7f4a_7c15);
     let layer = tar_bytes(&[Entry::file("noise", &noise, 0o644)]);
     let digest = fake_image(&fake, "slow", &layer, None);
     let reference = format!("{}/slow:1", fake.host_port());
@@ -906,14 +844,7 @@ fn install_applies_uncompressed_gzip_and_zstd_layers() {
 #[test]
 fn a_full_disk_fails_in_one_line_and_leaves_no_container() {
     let fake = FakeRegistry::open();
-    let mut noise = vec![0u8; 6_000_000];
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    for b in noise.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = x as u8;
-    }
+    let noise = random_bytes(6_000_000, 0x2545_f491_4f6c_dd1d);
     fake_image(
         &fake,
         "huge",

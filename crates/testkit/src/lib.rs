@@ -2,8 +2,10 @@
 //! layouts, busybox root filesystems, local registries, and private mount namespaces.
 
 pub mod busybox;
+pub mod canary;
 pub mod env;
 pub mod fakereg;
 pub mod fixture;
 pub mod mntns;
+pub mod outcome;
 pub mod registry;

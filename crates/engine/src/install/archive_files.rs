@@ -15,7 +15,7 @@ use cd_image::{Digest, DigestAlgorithm, Hasher};
 use tempfile::TempDir;
 
 use super::archive_stream::{read_error, TarStream};
-use super::layer::is_cancelled;
+use super::watch::is_cancelled;
 use crate::archive_kind::components;
 use crate::error::{EngineError, IoContext};
 use crate::paths::StorePaths;

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 
 use cd_archive::Compression;
 
-use super::layer::is_cancelled;
+use super::watch::{is_cancelled, WatchedReader};
 use crate::archive_kind::brief_reason;
 use crate::error::EngineError;
 use crate::report::Progress;
@@ -33,12 +33,7 @@ impl<'a> TarStream<'a> {
         let file = File::open(path).map_err(|e| {
             EngineError::io(format!("cannot open the archive {}", path.display()), e)
         })?;
-        let watched = WatchedFile {
-            inner: file,
-            done: 0,
-            progress,
-            cancel,
-        };
+        let watched = WatchedReader::new(file, progress, cancel);
         let (compression, inner) = cd_archive::sniffing_decoder(watched).map_err(|e| {
             EngineError::Other(format!("cannot read the archive {}: {e}", path.display()))
         })?;
@@ -68,26 +63,6 @@ impl Read for TarStream<'_> {
         if n == 0 && !buf.is_empty() {
             self.ended = true;
         }
-        Ok(n)
-    }
-}
-
-struct WatchedFile<'a> {
-    inner: File,
-    done: u64,
-    progress: &'a dyn Progress,
-    cancel: Option<&'a AtomicBool>,
-}
-
-impl Read for WatchedFile<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if is_cancelled(self.cancel) {
-            // Not `ErrorKind::Interrupted`: `read_exact` and `io::copy` would retry that forever.
-            return Err(io::Error::other("interrupted"));
-        }
-        let n = self.inner.read(buf)?;
-        self.done += n as u64;
-        self.progress.set_position(self.done);
         Ok(n)
     }
 }

@@ -4,13 +4,14 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 
 use cd_archive::Compression;
 use cd_image::{Digest, Hasher, LayerCompression};
 use cd_rootfs::{apply_tar, ApplyError, ApplyOptions, ApplyStats, Rootfs};
 
+use super::watch::{is_cancelled, WatchedReader};
 use crate::error::EngineError;
 use crate::report::Progress;
 
@@ -96,10 +97,6 @@ pub fn apply_layer(
     Ok(stats)
 }
 
-pub(crate) fn is_cancelled(cancel: Option<&AtomicBool>) -> bool {
-    cancel.is_some_and(|c| c.load(Ordering::Relaxed))
-}
-
 fn read_error(label: &str, e: io::Error, cancel: Option<&AtomicBool>) -> EngineError {
     if is_cancelled(cancel) {
         return EngineError::Interrupted;
@@ -121,26 +118,6 @@ fn apply_error(label: &str, e: ApplyError, cancel: Option<&AtomicBool>) -> Engin
     EngineError::Other(format!("cannot apply {label}: {e}"))
 }
 
-/// Counts compressed bytes for the progress bar and stops the read when cancelled.
-struct WatchedReader<'a, R> {
-    inner: R,
-    done: u64,
-    progress: &'a dyn Progress,
-    cancel: Option<&'a AtomicBool>,
-}
-
-impl<R: Read> Read for WatchedReader<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if is_cancelled(self.cancel) {
-            return Err(io::Error::other("interrupted"));
-        }
-        let n = self.inner.read(buf)?;
-        self.done += n as u64;
-        self.progress.set_position(self.done);
-        Ok(n)
-    }
-}
-
 /// Chunks queued between the decoder and the applier (each up to [`CHUNK`] bytes).
 const QUEUE_CHUNKS: usize = 8;
 const CHUNK: usize = 256 * 1024;
@@ -154,12 +131,7 @@ fn decode_into(
     cancel: Option<&AtomicBool>,
     tx: mpsc::SyncSender<io::Result<Vec<u8>>>,
 ) -> io::Result<Digest> {
-    let watched = WatchedReader {
-        inner: file,
-        done: 0,
-        progress,
-        cancel,
-    };
+    let watched = WatchedReader::new(file, progress, cancel);
     let mut decoded = match cd_archive::decoder(watched, compression) {
         Ok(d) => d,
         Err(e) => {

@@ -10,7 +10,7 @@ use cd_rootfs::{apply_tar, ApplyError, ApplyOptions};
 use super::archive_image::{self, ImageFormat};
 use super::archive_stream::TarStream;
 use super::builder::ContainerBuilder;
-use super::layer::is_cancelled;
+use super::watch::is_cancelled;
 use super::{wanted_platform, InstallOptions, InstallSummary};
 use crate::archive_kind::{classify, ArchiveKind};
 use crate::error::EngineError;

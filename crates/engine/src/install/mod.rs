@@ -14,6 +14,7 @@ mod oci_archive;
 mod pipeline;
 mod pull;
 mod url;
+mod watch;
 
 use std::sync::atomic::AtomicBool;
 

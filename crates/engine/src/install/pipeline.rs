@@ -10,8 +10,9 @@ use cd_image::{Descriptor, LayerCompression};
 use cd_registry::{RegistryClient, RegistryError, Repository};
 
 use super::builder::ContainerBuilder;
-use super::layer::{apply_layer, is_cancelled, LayerJob};
+use super::layer::{apply_layer, LayerJob};
 use super::manifest_cache::ResolvedImage;
+use super::watch::is_cancelled;
 use crate::error::EngineError;
 use crate::paths::StorePaths;
 use crate::report::{Progress, Reporter};

@@ -11,8 +11,8 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::Agent;
 
 use super::builder::ContainerBuilder;
-use super::layer::is_cancelled;
 use super::local::install_file;
+use super::watch::is_cancelled;
 use super::{InstallOptions, InstallSummary};
 use crate::error::{EngineError, IoContext};
 use crate::paths::StorePaths;

@@ -1,0 +1,67 @@
+//! Assertions on what a failed command printed and left behind, shared by the install tests.
+
+use std::fs;
+use std::process::Output;
+
+use crate::env::{describe, stderr, TestEnv};
+use crate::fixture::sha256_hex;
+
+/// The one `error:` line of a failed command (exit 1), which must also be its last line.
+pub fn error_line(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "{}", describe(out));
+    let err = stderr(out);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "expected one error line\n{}", describe(out));
+    assert!(
+        err.trim_end().ends_with(lines[0]),
+        "output after the error\n{}",
+        describe(out)
+    );
+    lines[0].to_string()
+}
+
+/// Nothing half-made: no container `name`, no staging dir, no temp file, and every cached blob
+/// is exactly the content its name promises (`.partial` downloads are kept for a resume and
+/// are not cache entries).
+pub fn assert_nothing_left(env: &TestEnv, name: &str) {
+    assert!(!env.container_dir(name).exists(), "container {name} exists");
+    if let Ok(entries) = fs::read_dir(env.store_dir().join("containers")) {
+        for e in entries {
+            let n = e
+                .expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            assert!(!n.starts_with('.'), "leftover {n}");
+        }
+    }
+    assert_no_temp_files(env);
+    assert_cache_verified(env);
+}
+
+/// The cache's download area is empty.
+pub fn assert_no_temp_files(env: &TestEnv) {
+    if let Ok(entries) = fs::read_dir(env.cache_dir().join("tmp")) {
+        let left: Vec<_> = entries.map(|e| e.expect("dir entry").file_name()).collect();
+        assert!(left.is_empty(), "temp files left: {left:?}");
+    }
+}
+
+pub fn assert_cache_verified(env: &TestEnv) {
+    let Ok(entries) = fs::read_dir(env.cache_dir().join("oci_layers")) else {
+        return;
+    };
+    for e in entries {
+        let e = e.expect("dir entry");
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".partial") {
+            continue;
+        }
+        let hex = name.strip_prefix("sha256_").unwrap_or("?");
+        assert_eq!(
+            sha256_hex(&fs::read(e.path()).expect("read cached blob")),
+            hex,
+            "unverified cache entry {name}"
+        );
+    }
+}
