@@ -547,7 +547,7 @@ fn session_sigterm_to_the_tool_reaches_the_command() {
 }
 
 #[test]
-fn remove_during_a_session_never_deletes_files_behind_a_bind() {
+fn remove_during_a_session_ends_it_first_and_never_deletes_files_behind_a_bind() {
     let mut b = Box::new();
     let host = b.env.root().join("precious");
     fs::create_dir_all(&host).unwrap();
@@ -556,24 +556,22 @@ fn remove_during_a_session_never_deletes_files_behind_a_bind() {
     let s = b.spawn(&["--bind", &spec], &["sleep", "30"]);
     b.wait_processes(1);
 
-    let out = b.run(&["remove", "c"]);
+    let out = b.run(&["rename", "c", "d"]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(stderr(&out).contains("is running"), "{}", describe(&out));
+    assert!(b.rootfs().join("bin/busybox").exists());
+
+    let out = b.run(&["remove", "c"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     assert!(
-        stderr(&out).contains("chroot-distro kill c"),
+        stderr(&out).contains("stopped container 'c'"),
         "{}",
         describe(&out)
     );
-    let out = b.run(&["rename", "c", "d"]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    assert!(b.rootfs().join("bin/busybox").exists());
-    assert_eq!(fs::read_to_string(host.join("keep")).unwrap(), "keep me");
-
-    assert_eq!(b.run(&["kill", "c"]).status.code(), Some(0));
-    b.finish(s);
-    let out = b.run(&["remove", "c"]);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let (code, _) = b.finish(s);
+    assert_eq!(code, Some(143), "the session was not ended by SIGTERM");
     assert!(!b.env.container_dir("c").exists());
+    assert!(b.host_mounts().is_empty());
     assert_eq!(fs::read_to_string(host.join("keep")).unwrap(), "keep me");
 }
 

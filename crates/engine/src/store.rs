@@ -224,7 +224,19 @@ impl Store {
     pub fn remove(&self, name: &str, reporter: &dyn Reporter) -> Result<u64, EngineError> {
         self.require(name)?;
         let _guard = self.lock(name)?;
-        self.ensure_not_running(name)?;
+        // As the spec says: sessions are ended and their mounts released before deletion.
+        // New sessions cannot start meanwhile, because they refuse while the lock is held.
+        if self.running(name)?.is_running() {
+            let stopped =
+                cd_runtime::unmount(&self.paths.state_dir(name), &self.paths.rootfs(name))
+                    .map_err(|e| {
+                        EngineError::Other(format!(
+                            "cannot stop container '{name}' before removing it: {e}"
+                        ))
+                    })?;
+            reporter.info(&crate::session::describe_stop(name, "stopped", &stopped));
+            self.ensure_not_running(name)?;
+        }
         let dir = self.paths.container_dir(name);
         let released = crate::mounts::unmount_all_under(name, &dir)?;
         if released > 0 {
