@@ -120,8 +120,13 @@ pub fn block(signals: &[i32]) {
 static CANCEL_REQUESTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 extern "C" fn request_cancel(_signal: libc::c_int) {
-    // Only an atomic store: the one thing a signal handler may safely do here.
-    CANCEL_REQUESTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Only async-signal-safe work here: an atomic swap, and `_exit` when the user insists
+    // (a second Ctrl-C while the first is still being honoured, e.g. behind a stalled server;
+    // what was staged is cleared by the next run).
+    if CANCEL_REQUESTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        // SAFETY: _exit is async-signal-safe and takes no pointers.
+        unsafe { libc::_exit(130) };
+    }
 }
 
 /// Turn `signals` (Ctrl-C and friends) into a flag that long-running work polls, so it can
