@@ -880,3 +880,23 @@ fn a_full_disk_fails_in_one_line_and_leaves_no_container() {
         assert!(kib < 100, "{kib} KiB left behind on the full disk");
     });
 }
+
+#[test]
+fn an_install_clears_trees_abandoned_by_killed_runs() {
+    let fake = FakeRegistry::open();
+    fake_image(&fake, "fresh", &small_layer(), None);
+    let env = test_env();
+    let containers = env.store_dir().join("containers");
+    for leftover in [".staging-ghost/rootfs/etc", ".replaced-old/rootfs/usr"] {
+        std::fs::create_dir_all(containers.join(leftover)).unwrap();
+        std::fs::write(containers.join(leftover).join("f"), "x").unwrap();
+    }
+    let out = env.run(["install", &format!("{}/fresh:1", fake.host_port())]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let mut names: Vec<String> = std::fs::read_dir(&containers)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["fresh".to_string()]);
+}
