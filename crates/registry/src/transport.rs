@@ -412,8 +412,9 @@ pub(crate) fn is_loopback(host: &str) -> bool {
         || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// The system roots, plus `ca_files`, plus Termux's bundle; Mozilla's roots when none load.
-fn root_certs(ca_files: &[PathBuf]) -> RootCerts {
+/// The system roots (`SSL_CERT_FILE` included), plus `ca_files`, plus Termux's bundle;
+/// Mozilla's roots when none load. Also used for plain HTTPS downloads.
+pub fn root_certs(ca_files: &[PathBuf]) -> RootCerts {
     let mut certs: Vec<Certificate<'static>> = rustls_native_certs::load_native_certs()
         .certs
         .iter()

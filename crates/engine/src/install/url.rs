@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tempfile::NamedTempFile;
-use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::tls::TlsConfig;
 use ureq::Agent;
 
 use super::builder::ContainerBuilder;
@@ -109,7 +109,9 @@ pub fn download(
 }
 
 fn agent() -> Agent {
-    let tls = TlsConfig::builder().root_certs(root_certs()).build();
+    let tls = TlsConfig::builder()
+        .root_certs(cd_registry::root_certs(&[]))
+        .build();
     Agent::config_builder()
         .http_status_as_error(false)
         .user_agent(format!("chroot-distro/{}", env!("CARGO_PKG_VERSION")))
@@ -120,20 +122,6 @@ fn agent() -> Agent {
         .max_redirects(10)
         .build()
         .new_agent()
-}
-
-/// The system's roots (honouring `SSL_CERT_FILE`); Mozilla's when none load.
-fn root_certs() -> RootCerts {
-    let certs: Vec<Certificate<'static>> = rustls_native_certs::load_native_certs()
-        .certs
-        .iter()
-        .map(|c| Certificate::from_der(c.as_ref()).to_owned())
-        .collect();
-    if certs.is_empty() {
-        RootCerts::WebPki
-    } else {
-        RootCerts::from(certs)
-    }
 }
 
 /// Why the request got no answer, and what to do about it.
