@@ -70,6 +70,15 @@ pub fn stat_fd(fd: BorrowedFd<'_>) -> io::Result<InodeMeta> {
 }
 
 fn stat_flags(dir: BorrowedFd<'_>, name: &CStr, flags: AtFlags) -> io::Result<InodeMeta> {
+    Ok(stat_with_blocks(dir, name, flags)?.0)
+}
+
+/// `statx` as [`InodeMeta`] plus the allocated 512-byte blocks, in one call.
+pub(crate) fn stat_with_blocks(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    flags: AtFlags,
+) -> io::Result<(InodeMeta, u64)> {
     let st = rustix::fs::statx(
         dir,
         name,
@@ -77,7 +86,7 @@ fn stat_flags(dir: BorrowedFd<'_>, name: &CStr, flags: AtFlags) -> io::Result<In
         StatxFlags::BASIC_STATS | StatxFlags::MNT_ID,
     )?;
     let mode = u32::from(st.stx_mode);
-    Ok(InodeMeta {
+    let meta = InodeMeta {
         kind: InodeKind::from_mode(mode),
         perm: mode & 0o7777,
         uid: st.stx_uid,
@@ -89,7 +98,8 @@ fn stat_flags(dir: BorrowedFd<'_>, name: &CStr, flags: AtFlags) -> io::Result<In
         dev: (st.stx_dev_major, st.stx_dev_minor),
         rdev: (st.stx_rdev_major, st.stx_rdev_minor),
         mnt_id: (st.stx_mask & StatxFlags::MNT_ID.bits() != 0).then_some(st.stx_mnt_id),
-    })
+    };
+    Ok((meta, st.stx_blocks))
 }
 
 /// Open the directory `name` under `dir` without following a symlink.

@@ -15,7 +15,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, IFlags, Mode, OFlags, StatxFlags, CWD};
+use rustix::fs::{AtFlags, IFlags, Mode, OFlags, CWD};
 
 use crate::inode_walk::{list_dir, open_dir_at, stat_fd, InodeKind, InodeMeta};
 
@@ -204,27 +204,11 @@ impl Remover<'_> {
 
 /// [`crate::inode_walk::stat_at`] plus the allocated 512-byte blocks, in the same `statx` call.
 fn stat_with_blocks(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<(InodeMeta, u64)> {
-    let st = rustix::fs::statx(
+    crate::inode_walk::stat_with_blocks(
         dir,
         name,
         AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT,
-        StatxFlags::BASIC_STATS | StatxFlags::MNT_ID,
-    )?;
-    let mode = u32::from(st.stx_mode);
-    let meta = InodeMeta {
-        kind: InodeKind::from_mode(mode),
-        perm: mode & 0o7777,
-        uid: st.stx_uid,
-        gid: st.stx_gid,
-        size: st.stx_size,
-        mtime: st.stx_mtime.tv_sec,
-        nlink: st.stx_nlink,
-        ino: st.stx_ino,
-        dev: (st.stx_dev_major, st.stx_dev_minor),
-        rdev: (st.stx_rdev_major, st.stx_rdev_minor),
-        mnt_id: (st.stx_mask & StatxFlags::MNT_ID.bits() != 0).then_some(st.stx_mnt_id),
-    };
-    Ok((meta, st.stx_blocks))
+    )
 }
 
 /// Clear `FS_IMMUTABLE_FL` and `FS_APPEND_FL` (`chattr -ia`); best effort, as not every
