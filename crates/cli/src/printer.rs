@@ -40,6 +40,9 @@ impl Printer {
         } else {
             ProgressDrawTarget::hidden()
         };
+        // indicatif hides itself on terminals it cannot drive (no or a dumb TERM); its
+        // `println` then prints nothing, so status lines must go straight to stderr.
+        let show_bars = show_bars && !target.is_hidden();
         Printer {
             verbosity,
             bars: MultiProgress::with_draw_target(target),

@@ -900,3 +900,71 @@ fn an_install_clears_trees_abandoned_by_killed_runs() {
     names.sort();
     assert_eq!(names, vec!["fresh".to_string()]);
 }
+
+/// Run the binary on a pseudo-terminal (util-linux `script`), as a user at a terminal would.
+fn run_on_a_terminal(env: &TestEnv, term: &str, args: &[&str]) -> String {
+    let template = env.cmd(args);
+    let mut line = format!("'{}'", template.get_program().to_string_lossy());
+    for a in args {
+        line.push_str(&format!(" '{a}'"));
+    }
+    let script = std::process::Command::new("script")
+        .args(["-qefc", &line, "/dev/null"])
+        .env_clear()
+        .envs(
+            template
+                .get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .env_remove("CD_NO_PROGRESS")
+        .env("TERM", term)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(script.status.success(), "{line}: {}", describe(&script));
+    String::from_utf8_lossy(&script.stdout).into_owned()
+}
+
+#[test]
+fn progress_bars_show_on_a_terminal_only_and_not_with_quiet() {
+    let fake = FakeRegistry::open();
+    fake_image(&fake, "bars", &small_layer(), None);
+    let env = test_env();
+    let reference = format!("{}/bars:1", fake.host_port());
+
+    let shown = run_on_a_terminal(&env, "xterm", &["install", &reference, "-n", "tty"]);
+    assert!(
+        shown.contains("layer 1/1"),
+        "no layer bar on a terminal: {shown:?}"
+    );
+    assert!(
+        shown.contains("Start shell: chroot-distro login tty"),
+        "{shown:?}"
+    );
+
+    let quiet = run_on_a_terminal(&env, "xterm", &["install", &reference, "-n", "quiet", "-q"]);
+    assert!(
+        quiet.trim().is_empty(),
+        "-q printed on a terminal: {quiet:?}"
+    );
+
+    // A terminal without a usable TERM gets no bars, but still every status line.
+    let dumb = run_on_a_terminal(&env, "dumb", &["install", &reference, "-n", "dumb"]);
+    assert!(
+        dumb.contains("Start shell: chroot-distro login dumb"),
+        "{dumb:?}"
+    );
+
+    let piped = env
+        .cmd(["install", &reference, "-n", "piped"])
+        .env_remove("CD_NO_PROGRESS")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(piped.status.success(), "{}", describe(&piped));
+    assert!(
+        !stderr(&piped).contains("layer 1/1"),
+        "bars drawn into a pipe: {}",
+        describe(&piped)
+    );
+}

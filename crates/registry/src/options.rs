@@ -64,7 +64,7 @@ impl Default for ClientOptions {
             ca_files: Vec::new(),
             retry_base_delay: Duration::from_millis(500),
             retry_max_delay: Duration::from_secs(60),
-            loopback_tls_probe_timeout: Duration::from_secs(3),
+            loopback_tls_probe_timeout: Duration::from_secs(1),
             cancel: None,
         }
     }
