@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::Cli;
+use crate::args::{Cli, Command};
 use crate::exit::{report_error, ExitStatus};
 
 fn main() -> ExitCode {
@@ -29,6 +29,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
-    elevate::ensure_privileges(&cli)?;
+    if let Err(err) = elevate::ensure_privileges(&cli) {
+        // `login`/`run` keep 1 and 2 for the command inside: the tool's own failure is 125.
+        if matches!(cli.command, Command::Login(_) | Command::Run(_)) {
+            report_error(&err);
+            return Ok(ExitStatus::Inner(125));
+        }
+        return Err(err);
+    }
     commands::dispatch(cli)
 }

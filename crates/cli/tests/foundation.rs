@@ -487,6 +487,10 @@ mod elevation {
         let out = run_as_user(&env, &bin_dir, &["--no-elevate", "remove", "c"], &[]);
         assert_eq!(out.status.code(), Some(1));
         assert!(stderr(&out).contains("needs root"), "{}", describe(&out));
+        // Entering commands report their own failure as 125, never as the command's 1.
+        let out = run_as_user(&env, &bin_dir, &["--no-elevate", "login", "c"], &[]);
+        assert_eq!(out.status.code(), Some(125), "{}", describe(&out));
+        assert!(stderr(&out).contains("needs root"), "{}", describe(&out));
         let out = run_as_user(
             &env,
             &bin_dir,
