@@ -1,0 +1,140 @@
+//! OCI archives and docker-archives written by skopeo: install, platforms, run and reset.
+
+use super::*;
+
+#[test]
+fn oci_archive_from_skopeo_installs_runs_and_resets() {
+    let env = test_env();
+    let work = tempfile::tempdir().unwrap();
+    let mut layout = OciLayout::create(&work.path().join("layout"));
+    let written = layout.add_image("v1", &image("from-oci"));
+    let archive = work.path().join("image.oci");
+    skopeo_copy(
+        &layout.dir,
+        "v1",
+        &format!("oci-archive:{}:v1", archive.display()),
+        &[],
+    );
+    let out = env.run(["install", &archive.display().to_string()]);
+    ok(&out);
+    let root = env.rootfs("image");
+    assert_eq!(
+        fs::read_to_string(root.join("etc/marker")).unwrap(),
+        "from-oci"
+    );
+    assert!(!root.join("etc/doomed").exists(), "whiteout applied");
+    assert!(!root.join("etc/.wh.doomed").exists());
+    let rec = record(&env, "image");
+    assert_eq!(rec["arch"], std::env::consts::ARCH);
+    assert_eq!(
+        rec["manifest"]["config"]["digest"].as_str(),
+        Some(written.config_digest.as_str())
+    );
+    assert!(
+        stderr(&out).contains("chroot-distro run image"),
+        "{}",
+        describe(&out)
+    );
+
+    let out = env.run(["run", "image"]);
+    ok(&out);
+    assert_eq!(stdout(&out), "from-oci");
+    let out = env.run(["login", "image", "--", "cat", "/etc/marker"]);
+    ok(&out);
+    assert_eq!(stdout(&out), "from-oci");
+
+    // Reset rebuilds from the cached layers: the archive is gone by now.
+    fs::remove_file(&archive).unwrap();
+    fs::write(root.join("etc/marker"), "changed").unwrap();
+    ok(&env.run(["reset", "image"]));
+    assert_eq!(
+        fs::read_to_string(env.rootfs("image").join("etc/marker")).unwrap(),
+        "from-oci"
+    );
+    assert_no_temp_files(&env);
+    assert_cache_verified(&env);
+    // Only the image's layers went into the cache (no configs, manifests or index).
+    let cached: Vec<_> = fs::read_dir(env.cache_dir().join("oci_layers"))
+        .unwrap()
+        .collect();
+    assert_eq!(cached.len(), written.layer_digests.len());
+}
+
+#[test]
+fn multi_platform_oci_archive_installs_the_host_or_the_asked_architecture() {
+    let env = test_env();
+    let work = tempfile::tempdir().unwrap();
+    let (goarch, arch) = foreign_goarch();
+    let mut layout = OciLayout::create(&work.path().join("layout"));
+    let foreign = ImageBuilder::new().arch(goarch, None).layer(vec![
+        Entry::dir("etc", 0o755),
+        Entry::file("etc/marker", goarch, 0o644),
+    ]);
+    layout.add_index("multi", &[foreign, image("host")]);
+    let archive = work.path().join("multi.tar");
+    skopeo_copy(
+        &layout.dir,
+        "multi",
+        &format!("oci-archive:{}:multi", archive.display()),
+        &["--all"],
+    );
+    let file = archive.display().to_string();
+
+    ok(&env.run(["install", &file]));
+    assert_eq!(
+        fs::read_to_string(env.rootfs("multi").join("etc/marker")).unwrap(),
+        "host"
+    );
+    let out = env.run(["login", "multi", "--", "cat", "/etc/marker"]);
+    ok(&out);
+    assert_eq!(stdout(&out), "host");
+
+    ok(&env.run(["install", &file, "--name", "other", "--architecture", arch]));
+    assert_eq!(
+        fs::read_to_string(env.rootfs("other").join("etc/marker")).unwrap(),
+        goarch
+    );
+    assert_eq!(record(&env, "other")["arch"], arch);
+
+    let out = env.run(["install", &file, "--name", "nope", "-a", "riscv64"]);
+    let line = error_line(&out);
+    assert!(line.contains("no image for linux/riscv64"), "{line}");
+    assert_nothing_left(&env, "nope");
+}
+
+#[test]
+fn docker_archive_from_skopeo_installs_and_resets() {
+    let env = test_env();
+    let work = tempfile::tempdir().unwrap();
+    let mut layout = OciLayout::create(&work.path().join("layout"));
+    layout.add_image("v1", &image("from-docker"));
+    let archive = work.path().join("saved.tar");
+    skopeo_copy(
+        &layout.dir,
+        "v1",
+        &format!("docker-archive:{}:example/saved:v1", archive.display()),
+        &[],
+    );
+    ok(&env.run(["install", &archive.display().to_string()]));
+    let root = env.rootfs("saved");
+    assert_eq!(
+        fs::read_to_string(root.join("etc/marker")).unwrap(),
+        "from-docker"
+    );
+    assert!(!root.join("etc/doomed").exists(), "whiteout applied");
+    let rec = record(&env, "saved");
+    assert_eq!(rec["manifest"]["layers"].as_array().unwrap().len(), 2);
+    assert_eq!(rec["image_config"]["config"]["Entrypoint"][0], "/bin/cat");
+
+    let out = env.run(["login", "saved", "--", "cat", "/etc/marker"]);
+    ok(&out);
+    assert_eq!(stdout(&out), "from-docker");
+    fs::remove_file(root.join("etc/marker")).unwrap();
+    ok(&env.run(["reset", "saved"]));
+    assert_eq!(
+        fs::read_to_string(env.rootfs("saved").join("etc/marker")).unwrap(),
+        "from-docker"
+    );
+    assert_no_temp_files(&env);
+    assert_cache_verified(&env);
+}
