@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 
 mod faults;
 mod real;
+mod umoci;
 
 pub(crate) fn test_env() -> TestEnv {
     TestEnv::new(env!("CARGO_BIN_EXE_chroot-distro"))

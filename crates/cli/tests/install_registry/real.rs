@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn rich_image() -> ImageBuilder {
+pub(crate) fn rich_image() -> ImageBuilder {
     let mut base = busybox::layer_entries();
     base.extend([
         Entry::dir("data", 0o755),
