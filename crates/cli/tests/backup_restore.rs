@@ -276,3 +276,24 @@ fn bare_rootfs_archive_is_refused() {
     );
     assert!(!env.container_dir("etc").exists());
 }
+
+#[test]
+fn files_that_are_not_backups_fail_in_one_readable_line() {
+    let env = env();
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("passwd");
+    fs::write(&text, "root:x:0:0:root:/root:/bin/sh\n".repeat(40)).unwrap();
+    let noise = dir.path().join("noise.bin");
+    fs::write(&noise, cd_testkit::fixture::random_bytes(5000, 7)).unwrap();
+    for file in [&text, &noise] {
+        let out = env.run(["restore", file.to_str().unwrap()]);
+        let line = cd_testkit::outcome::error_line(&out);
+        assert!(line.starts_with("error: restore failed: "), "{line}");
+        assert!(
+            line.chars().all(|c| c.is_ascii_graphic() || c == ' ') && line.len() < 200,
+            "not one readable line: {line:?}"
+        );
+    }
+    let containers = env.store_dir().join("containers");
+    assert!(!containers.exists() || fs::read_dir(&containers).unwrap().count() == 0);
+}

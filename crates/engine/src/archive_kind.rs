@@ -115,7 +115,7 @@ fn not_a_tar(e: std::io::Error) -> EngineError {
 /// An error's message fit for one line: the tar parser quotes the bad header bytes, which for
 /// random input is binary noise, so such messages are cut before the quote.
 pub fn brief_reason(e: &dyn std::fmt::Display) -> String {
-    const MAX: usize = 100;
+    const MAX: usize = 300;
     let msg = e.to_string();
     let clean = msg.chars().all(|c| c.is_ascii_graphic() || c == ' ');
     if clean && msg.len() <= MAX {

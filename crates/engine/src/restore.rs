@@ -56,7 +56,16 @@ pub fn restore(
     let unpacked = unpack_backup(reader, &mut prepare, &mut |p| {
         reporter.verbose(&format!("/{p}"))
     })
-    .map_err(|e| EngineError::Other(format!("restore failed: {e}")))?;
+    .map_err(|e| {
+        // The tar parser quotes the bytes it choked on: keep the line readable.
+        let brief = crate::archive_kind::brief_reason(&e);
+        let hint = if brief.starts_with("cannot read the archive") {
+            "; is it a backup made by 'chroot-distro backup'?"
+        } else {
+            ""
+        };
+        EngineError::Other(format!("restore failed: {brief}{hint}"))
+    })?;
     let Some((_guard, staging)) = held else {
         return Err(EngineError::Other(
             "restore failed: the archive is empty".into(),
