@@ -230,3 +230,18 @@ fn sync_writes_files_atomically_leaving_no_temp_files() {
         b"new"
     );
 }
+
+#[test]
+fn a_missing_source_is_named_in_one_familiar_line() {
+    let env = env_with_box();
+    let out = env.run([
+        "copy",
+        "box:/etc/nothere",
+        env.root().join("x").to_str().unwrap(),
+    ]);
+    let line = cd_testkit::outcome::error_line(&out);
+    assert_eq!(
+        line,
+        "error: copy failed: box:/etc/nothere: no such file or directory"
+    );
+}

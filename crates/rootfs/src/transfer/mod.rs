@@ -140,7 +140,7 @@ impl TransferStats {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {}", io_reason(source))]
     Io {
         path: String,
         #[source]
@@ -150,6 +150,20 @@ pub enum TransferError {
     Owner(String),
     #[error("{0}")]
     Refused(String),
+}
+
+/// Errors made from a bare `ErrorKind` (as path resolution inside the root makes them) print
+/// as "entity not found"; say it the way users know it.
+fn io_reason(e: &io::Error) -> String {
+    if e.raw_os_error().is_none() && e.get_ref().is_none() {
+        match e.kind() {
+            io::ErrorKind::NotFound => return "no such file or directory".to_string(),
+            io::ErrorKind::PermissionDenied => return "permission denied".to_string(),
+            io::ErrorKind::AlreadyExists => return "already exists".to_string(),
+            _ => {}
+        }
+    }
+    e.to_string()
 }
 
 impl TransferError {
