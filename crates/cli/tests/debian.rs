@@ -3,21 +3,17 @@
 //! with its own tools (dpkg, apt, useradd), backed up, restored and entered again.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
+use cd_testkit::cached::{cached_fixture, repo_script};
 use cd_testkit::env::{describe, stdout, TestEnv};
 
 fn debian_tree() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/debian-minbase.sh");
-    let out = Command::new(&script).output().unwrap();
-    assert!(
-        out.status.success(),
-        "cannot build the Debian fixture with {} (it needs debootstrap and the Debian mirror): {}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    cached_fixture(
+        &repo_script("debian-minbase.sh"),
+        "debootstrap and the Debian mirror",
+    )
 }
 
 /// `login NAME [flags] -- bash -c SCRIPT`, which must succeed; its stdout.

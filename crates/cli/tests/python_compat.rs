@@ -8,21 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use cd_testkit::busybox;
+use cd_testkit::cached::{cached_fixture, repo_script};
 use cd_testkit::env::{describe, stdout, TestEnv};
 use cd_testkit::fixture::{Entry, ImageBuilder, OciLayout};
 use cd_testkit::registry::LocalRegistry;
 use serde_json::json;
 
 fn python_tool() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/python-tool.sh");
-    let out = Command::new(&script).output().unwrap();
-    assert!(
-        out.status.success(),
-        "cannot prepare the Python tool with {} (it needs PyPI): {}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    cached_fixture(&repo_script("python-tool.sh"), "PyPI")
 }
 
 /// The Python tool on the same store as `env`.

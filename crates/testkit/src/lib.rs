@@ -2,6 +2,7 @@
 //! layouts, busybox root filesystems, local registries, and private mount namespaces.
 
 pub mod busybox;
+pub mod cached;
 pub mod canary;
 pub mod env;
 pub mod fakereg;

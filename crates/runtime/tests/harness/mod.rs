@@ -289,15 +289,8 @@ pub fn driver_thread(pid: u32) -> i32 {
 /// Copy the arm64 busybox fixture (see `fetch-arm64-busybox.sh`) or fail saying how to get it.
 pub fn arm64_busybox() -> PathBuf {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fetch-arm64-busybox.sh");
-    let out = Command::new(&script).output().unwrap_or_else(|e| {
-        panic!("cannot run {}: {e}", script.display());
-    });
-    assert!(
-        out.status.success(),
-        "the arm64 busybox fixture is not available and {} could not fetch it (it needs \
-         Debian's apt with network access, dpkg-deb, qemu-user-static and binfmt-support): {}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    cd_testkit::cached::cached_fixture(
+        &script,
+        "Debian's apt with network access, dpkg-deb, qemu-user-static and binfmt-support",
+    )
 }
