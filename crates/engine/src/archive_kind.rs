@@ -36,46 +36,67 @@ pub fn components(name: &str) -> Vec<&str> {
 pub fn classify<R: Read>(tar_stream: R) -> Result<ArchiveKind, EngineError> {
     let mut archive = tar::Archive::new(tar_stream);
     let entries = archive.entries().map_err(not_a_tar)?;
-    let mut names: Vec<Vec<String>> = Vec::new();
-    let mut has_oci_layout = false;
-    let mut has_docker_manifest = false;
-    let mut count = 0usize;
+    let mut classifier = Classifier::default();
     for entry in entries {
         let entry = entry.map_err(not_a_tar)?;
         let raw = entry.path_bytes();
-        let name = String::from_utf8_lossy(&raw).into_owned();
-        let comps: Vec<String> = components(&name).into_iter().map(str::to_string).collect();
+        classifier.observe(&String::from_utf8_lossy(&raw));
+    }
+    classifier.finish()
+}
+
+/// Entry names seen so far, and what they say about the archive. Fed by [`classify`], or by
+/// an extraction that wants the answer without a separate pass.
+#[derive(Debug, Default)]
+pub struct Classifier {
+    names: Vec<Vec<String>>,
+    has_oci_layout: bool,
+    has_docker_manifest: bool,
+    count: usize,
+}
+
+impl Classifier {
+    pub fn observe(&mut self, name: &str) {
+        let comps: Vec<String> = components(name).into_iter().map(str::to_string).collect();
         if comps.len() == 1 && comps[0] == "oci-layout" {
-            has_oci_layout = true;
+            self.has_oci_layout = true;
         }
         if comps.len() == 1 && comps[0] == "manifest.json" {
-            has_docker_manifest = true;
+            self.has_docker_manifest = true;
         }
-        count += 1;
+        self.count += 1;
         if comps.len() <= MAX_STRIP + 1 {
-            names.push(comps);
+            self.names.push(comps);
         }
     }
-    if count == 0 {
-        return Err(EngineError::Other(
-            "the archive is empty; expected a root filesystem or an OCI/docker image".to_string(),
-        ));
-    }
-    if has_oci_layout {
-        return Ok(ArchiveKind::OciLayout);
-    }
-    if has_docker_manifest && !names.iter().any(|c| c.first().is_some_and(|f| f == "etc")) {
-        return Ok(ArchiveKind::DockerArchive);
-    }
-    best_strip(&names)
-        .map(|strip| ArchiveKind::Rootfs { strip })
-        .ok_or_else(|| {
-            EngineError::Other(
-                "the archive does not look like a root filesystem (no bin/, etc/ or usr/ found) \
-             nor an OCI or docker image"
+
+    pub fn finish(self) -> Result<ArchiveKind, EngineError> {
+        if self.count == 0 {
+            return Err(EngineError::Other(
+                "the archive is empty; expected a root filesystem or an OCI/docker image"
                     .to_string(),
-            )
-        })
+            ));
+        }
+        if self.has_oci_layout {
+            return Ok(ArchiveKind::OciLayout);
+        }
+        let has_etc = self
+            .names
+            .iter()
+            .any(|c| c.first().is_some_and(|f| f == "etc"));
+        if self.has_docker_manifest && !has_etc {
+            return Ok(ArchiveKind::DockerArchive);
+        }
+        best_strip(&self.names)
+            .map(|strip| ArchiveKind::Rootfs { strip })
+            .ok_or_else(|| {
+                EngineError::Other(
+                    "the archive does not look like a root filesystem (no bin/, etc/ or usr/ \
+                     found) nor an OCI or docker image"
+                        .to_string(),
+                )
+            })
+    }
 }
 
 /// The strip level whose directory holds the most root markers; all entries deeper than the

@@ -176,3 +176,55 @@ fn truncated_corrupt_and_random_files_fail_with_one_line_and_leave_nothing() {
     let out = env.run(["install", &w, "--name", "dir"]);
     assert!(error_line(&out).contains("is a directory"));
 }
+
+/// Write `data` into the FIFO at `fifo` from a thread (the reader may open it at most once).
+fn feed_fifo(fifo: &Path, data: Vec<u8>) -> std::thread::JoinHandle<()> {
+    let fifo = fifo.to_path_buf();
+    std::thread::spawn(move || {
+        // Fails with a broken pipe when the reader gives up early; that is the reader's story.
+        if let Ok(mut f) = fs::OpenOptions::new().write(true).open(&fifo) {
+            let _ = f.write_all(&data);
+        }
+    })
+}
+
+#[test]
+fn a_flat_rootfs_installs_in_one_pass_even_from_a_pipe() {
+    let env = test_env();
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    busybox_tree(&tree, "piped");
+    let flat = work.path().join("flat.tar.gz");
+    sh(&format!(
+        "tar --numeric-owner -C '{}' -czf '{}' .",
+        tree.display(),
+        flat.display()
+    ));
+    let fifo = work.path().join("pipe");
+    sh(&format!("mkfifo '{}'", fifo.display()));
+
+    // A FIFO can be read once: a second pass over it would see nothing.
+    let writer = feed_fifo(&fifo, fs::read(&flat).unwrap());
+    let out = env.run(["install", fifo.to_str().unwrap(), "--name", "piped"]);
+    writer.join().unwrap();
+    ok(&out);
+    assert_eq!(
+        fs::read_to_string(env.rootfs("piped").join("etc/marker")).unwrap(),
+        "piped"
+    );
+
+    // A tree inside a folder needs the second pass: a pipe gets a clear refusal.
+    let nested = work.path().join("nested.tar.gz");
+    sh(&format!(
+        "mkdir -p '{0}/wrap' && cp -a '{1}' '{0}/wrap/myroot' && tar --numeric-owner -C '{0}/wrap' -czf '{2}' myroot",
+        work.path().display(),
+        tree.display(),
+        nested.display()
+    ));
+    let writer = feed_fifo(&fifo, fs::read(&nested).unwrap());
+    let out = env.run(["install", fifo.to_str().unwrap(), "--name", "nested"]);
+    writer.join().unwrap();
+    let line = error_line(&out);
+    assert!(line.contains("can be read only once"), "{line}");
+    assert_nothing_left(&env, "nested");
+}

@@ -73,6 +73,17 @@ impl ContainerBuilder {
         &self.rootfs
     }
 
+    /// Empty the root filesystem again (after an extraction that turned out to be the wrong
+    /// one).
+    pub fn clear_rootfs(&mut self) -> Result<(), EngineError> {
+        let path = self.staging.rootfs();
+        cd_rootfs::remove_tree(&path, &mut |_| {})
+            .context(|| format!("cannot clear {}", path.display()))?;
+        std::fs::create_dir(&path).context(|| format!("cannot create {}", path.display()))?;
+        self.rootfs = Rootfs::open(&path).context(|| format!("cannot open {}", path.display()))?;
+        Ok(())
+    }
+
     /// Write `/etc/resolv.conf` and `/etc/hosts` (when the image has an `/etc`), the record,
     /// and move the container into place.
     pub fn finish(self, record: Option<&ContainerRecord>) -> Result<PathBuf, EngineError> {

@@ -5,14 +5,14 @@ use std::io;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use cd_rootfs::{apply_tar, ApplyError, ApplyOptions};
+use cd_rootfs::{apply_tar, ApplyError, ApplyOptions, ApplyStats};
 
 use super::archive_image::{self, ImageFormat};
 use super::archive_stream::TarStream;
 use super::builder::ContainerBuilder;
 use super::watch::is_cancelled;
 use super::{wanted_platform, InstallOptions, InstallSummary};
-use crate::archive_kind::{classify, ArchiveKind};
+use crate::archive_kind::{classify, ArchiveKind, Classifier};
 use crate::error::EngineError;
 use crate::report::Reporter;
 use crate::store::Store;
@@ -39,9 +39,14 @@ pub fn install_path(
 }
 
 /// Install the archive file `path` into `builder` (also used for downloaded URLs).
+///
+/// Most rootfs tarballs need no strip, so the archive is extracted straight away while its
+/// names are classified; only when it turns out to be something else (a tree inside a folder,
+/// an image archive, damaged input) is the extraction thrown away and the archive handled by a
+/// classifying pass and a second one.
 pub fn install_file(
     store: &Store,
-    builder: ContainerBuilder,
+    mut builder: ContainerBuilder,
     path: &Path,
     opts: &InstallOptions,
     reporter: &dyn Reporter,
@@ -49,28 +54,46 @@ pub fn install_file(
     let cancel = opts.cancel.map(|c| c as &AtomicBool);
     let wanted = wanted_platform(opts.architecture.as_deref())?;
     let size = std::fs::metadata(path).map_or(0, |m| m.len());
-    let (kind, compression) = {
-        let bar = reporter.progress("scanning the archive", size);
-        let mut stream = TarStream::open(path, &*bar, cancel)?;
-        let kind = classify(&mut stream).map_err(|e| {
-            if is_cancelled(cancel) {
-                EngineError::Interrupted
-            } else {
-                e
-            }
-        })?;
-        stream.check_complete()?;
-        bar.finish();
-        (kind, stream.compression)
+    let known = match extract_unstripped(&builder, path, size, reporter, cancel)? {
+        Speculation::Installed(stats, compression) => {
+            reporter.info(&format!(
+                "Extracted a root filesystem tarball ({})",
+                compression_label(compression)
+            ));
+            return finish_rootfs(builder, &stats, reporter);
+        }
+        Speculation::Other(known) => known,
+    };
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return Err(EngineError::Other(format!(
+            "{} can be read only once (a pipe?), and this archive needs a second pass (it is not a \
+             root filesystem at its top level); save it to a file and install that",
+            path.display()
+        )));
+    }
+    builder.clear_rootfs()?;
+    let (kind, compression) = match known {
+        Some(known) => known,
+        None => {
+            let bar = reporter.progress("scanning the archive", size);
+            let mut stream = TarStream::open(path, &*bar, cancel)?;
+            let kind = classify(&mut stream).map_err(|e| {
+                if is_cancelled(cancel) {
+                    EngineError::Interrupted
+                } else {
+                    e
+                }
+            })?;
+            stream.check_complete()?;
+            bar.finish();
+            (kind, stream.compression)
+        }
     };
     match kind {
         ArchiveKind::Rootfs { strip } => {
             reporter.info(&format!(
                 "Extracting a root filesystem tarball ({}{})",
-                match compression {
-                    cd_archive::Compression::None => "uncompressed".to_string(),
-                    c => c.name().to_string(),
-                },
+                compression_label(compression),
                 match strip {
                     0 => String::new(),
                     1 => ", inside one top-level directory".to_string(),
@@ -100,6 +123,68 @@ pub fn install_file(
     }
 }
 
+fn compression_label(c: cd_archive::Compression) -> String {
+    match c {
+        cd_archive::Compression::None => "uncompressed".to_string(),
+        c => c.name().to_string(),
+    }
+}
+
+enum Speculation {
+    /// A root filesystem at the top of the archive, now extracted.
+    Installed(ApplyStats, cd_archive::Compression),
+    /// Something else: what it is when the pass could tell, else `None` (damaged, or refused
+    /// by the applier: the classic path reports it).
+    Other(Option<(ArchiveKind, cd_archive::Compression)>),
+}
+
+/// Extract without stripping while classifying the names. Errors are returned only where the
+/// classic path would fail the same way (Ctrl-C, a full disk, an unreadable file).
+fn extract_unstripped(
+    builder: &ContainerBuilder,
+    path: &Path,
+    size: u64,
+    reporter: &dyn Reporter,
+    cancel: Option<&AtomicBool>,
+) -> Result<Speculation, EngineError> {
+    let bar = reporter.progress("extracting", size);
+    let mut stream = TarStream::open(path, &*bar, cancel)?;
+    let opts = ApplyOptions {
+        // `.wh.` names in a rootfs are ordinary files, not layer whiteouts.
+        oci_whiteouts: false,
+        strip_components: 0,
+        only_under: None,
+        preserve_owners: true,
+    };
+    let mut classifier = Classifier::default();
+    let applied = apply_tar(builder.rootfs(), &mut stream, &opts, &mut |p| {
+        classifier.observe(&p.to_string_lossy())
+    });
+    if is_cancelled(cancel) {
+        return Err(EngineError::Interrupted);
+    }
+    let stats = match applied {
+        Ok(stats) => stats,
+        Err(e)
+            if e.io_error()
+                .is_some_and(|io| io.kind() == io::ErrorKind::StorageFull) =>
+        {
+            return Err(apply_error(e, cancel))
+        }
+        Err(_) => return Ok(Speculation::Other(None)),
+    };
+    if stream.check_complete().is_err() {
+        return Ok(Speculation::Other(None));
+    }
+    bar.finish();
+    let compression = stream.compression;
+    Ok(match classifier.finish() {
+        Ok(ArchiveKind::Rootfs { strip: 0 }) => Speculation::Installed(stats, compression),
+        Ok(kind) => Speculation::Other(Some((kind, compression))),
+        Err(_) => Speculation::Other(None),
+    })
+}
+
 /// A plain root filesystem: every entry through the safe applier, no record (there is no
 /// image to `run` or `reset` from).
 fn install_rootfs(
@@ -123,6 +208,15 @@ fn install_rootfs(
         .map_err(|e| apply_error(e, cancel))?;
     stream.check_complete()?;
     bar.finish();
+    finish_rootfs(builder, &stats, reporter)
+}
+
+/// Warn about what was skipped, then put the container in place without a record.
+fn finish_rootfs(
+    builder: ContainerBuilder,
+    stats: &ApplyStats,
+    reporter: &dyn Reporter,
+) -> Result<InstallSummary, EngineError> {
     if let Some(first) = stats.skips.first() {
         reporter.warn(&format!(
             "archive entries not extracted: {} (first: '{}': {})",
