@@ -11,7 +11,7 @@ setup:
 
 demo: setup
 	$(CARGO) build --bin chroot-distro
-	./scripts/demo.sh target/debug/chroot-distro
+	./scripts/demo.sh "$${CARGO_TARGET_DIR:-target}/debug/chroot-distro"
 
 lint:
 	$(CARGO) fmt --all --check
