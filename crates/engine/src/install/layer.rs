@@ -108,9 +108,7 @@ fn apply_error(label: &str, e: ApplyError, cancel: Option<&AtomicBool>) -> Engin
     if is_cancelled(cancel) {
         return EngineError::Interrupted;
     }
-    if e.io_error()
-        .is_some_and(|io| io.kind() == io::ErrorKind::StorageFull)
-    {
+    if e.is_storage_full() {
         return EngineError::Other(format!(
             "the disk is full while applying {label}; free some space and retry (nothing was installed)"
         ));

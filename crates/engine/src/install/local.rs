@@ -1,7 +1,6 @@
 //! `install PATH`: a local archive. A first pass over the entries decides what it is (a plain
 //! root filesystem and how deep, an OCI layout, a docker-archive); the second installs it.
 
-use std::io;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
@@ -149,13 +148,7 @@ fn extract_unstripped(
 ) -> Result<Speculation, EngineError> {
     let bar = reporter.progress("extracting", size);
     let mut stream = TarStream::open(path, &*bar, cancel)?;
-    let opts = ApplyOptions {
-        // `.wh.` names in a rootfs are ordinary files, not layer whiteouts.
-        oci_whiteouts: false,
-        strip_components: 0,
-        only_under: None,
-        preserve_owners: true,
-    };
+    let opts = rootfs_options(0);
     let mut classifier = Classifier::default();
     let applied = apply_tar(builder.rootfs(), &mut stream, &opts, &mut |p| {
         classifier.observe(&p.to_string_lossy())
@@ -165,12 +158,7 @@ fn extract_unstripped(
     }
     let stats = match applied {
         Ok(stats) => stats,
-        Err(e)
-            if e.io_error()
-                .is_some_and(|io| io.kind() == io::ErrorKind::StorageFull) =>
-        {
-            return Err(apply_error(e, cancel))
-        }
+        Err(e) if e.is_storage_full() => return Err(apply_error(e, cancel)),
         Err(_) => return Ok(Speculation::Other(None)),
     };
     if stream.check_complete().is_err() {
@@ -185,6 +173,17 @@ fn extract_unstripped(
     })
 }
 
+/// How a plain root filesystem tarball maps onto the root: owners kept, `strip` leading
+/// directories dropped, and `.wh.` names are ordinary files, not layer whiteouts.
+fn rootfs_options(strip: usize) -> ApplyOptions {
+    ApplyOptions {
+        oci_whiteouts: false,
+        strip_components: strip,
+        only_under: None,
+        preserve_owners: true,
+    }
+}
+
 /// A plain root filesystem: every entry through the safe applier, no record (there is no
 /// image to `run` or `reset` from).
 fn install_rootfs(
@@ -197,13 +196,7 @@ fn install_rootfs(
 ) -> Result<InstallSummary, EngineError> {
     let bar = reporter.progress("extracting", size);
     let mut stream = TarStream::open(path, &*bar, cancel)?;
-    let opts = ApplyOptions {
-        // `.wh.` names in a rootfs are ordinary files, not layer whiteouts.
-        oci_whiteouts: false,
-        strip_components: strip,
-        only_under: None,
-        preserve_owners: true,
-    };
+    let opts = rootfs_options(strip);
     let stats = apply_tar(builder.rootfs(), &mut stream, &opts, &mut |_| {})
         .map_err(|e| apply_error(e, cancel))?;
     stream.check_complete()?;
@@ -239,19 +232,12 @@ fn apply_error(e: ApplyError, cancel: Option<&AtomicBool>) -> EngineError {
     }
     match &e {
         ApplyError::Unsafe { .. } => EngineError::Other(e.to_string()),
-        ApplyError::Archive(source) | ApplyError::Entry { source, .. }
-            if source.kind() != io::ErrorKind::StorageFull =>
-        {
+        ApplyError::Archive(_) | ApplyError::Entry { .. } if !e.is_storage_full() => {
             super::archive_stream::read_error(&e, cancel)
         }
-        _ if e
-            .io_error()
-            .is_some_and(|io| io.kind() == io::ErrorKind::StorageFull) =>
-        {
-            EngineError::Other(
-                "the disk is full; free some space and retry (nothing was installed)".to_string(),
-            )
-        }
+        _ if e.is_storage_full() => EngineError::Other(
+            "the disk is full; free some space and retry (nothing was installed)".to_string(),
+        ),
         _ => EngineError::Other(e.to_string()),
     }
 }

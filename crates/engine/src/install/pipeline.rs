@@ -3,7 +3,7 @@
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 
 use cd_image::{Descriptor, LayerCompression};
@@ -85,7 +85,6 @@ pub fn apply_image(
     }
 
     let (tx, rx) = mpsc::channel::<usize>();
-    let stop = AtomicBool::new(false);
     let descs: Vec<Descriptor> = missing.iter().map(|&i| layers[i].clone()).collect();
     let workers = cd_registry::download_workers_from_env();
 
@@ -105,8 +104,9 @@ pub fn apply_image(
                 blob_path,
                 workers,
                 &|k, done, _| bars[missing[k]].set_position(done),
+                // A failed send means the applier stopped: cancel the remaining downloads.
                 &|k| {
-                    if stop.load(Ordering::Relaxed) || tx.send(missing[k]).is_err() {
+                    if tx.send(missing[k]).is_err() {
                         ControlFlow::Break(())
                     } else {
                         ControlFlow::Continue(())
@@ -126,9 +126,7 @@ pub fn apply_image(
             &*total,
             cancel,
         );
-        if applied.is_err() {
-            stop.store(true, Ordering::Relaxed);
-        }
+        // Dropped here so that a stopped applier stops the downloads too (see `on_ready`).
         drop(rx);
         let downloaded = download.join().unwrap_or(Err(RegistryError::Cancelled));
         total.finish();

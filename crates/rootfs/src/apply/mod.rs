@@ -114,6 +114,12 @@ impl ApplyError {
         }
     }
 
+    /// Whether the disk (or quota) ran out: the one apply failure that is not the archive's.
+    pub fn is_storage_full(&self) -> bool {
+        self.io_error()
+            .is_some_and(|e| e.kind() == io::ErrorKind::StorageFull)
+    }
+
     /// The underlying I/O error, e.g. to tell `StorageFull` apart.
     pub fn io_error(&self) -> Option<&io::Error> {
         match self {
