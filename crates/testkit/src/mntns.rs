@@ -57,3 +57,17 @@ pub fn bind_mount(src: &std::path::Path, dst: &std::path::Path) -> io::Result<()
         )))
     }
 }
+
+/// The lines of this process's `/proc/self/mountinfo` whose mount point is `dir` or below it.
+pub fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let dir = dir.to_string_lossy().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("read /proc/self/mountinfo")
+        .lines()
+        .filter(|l| {
+            let mp = l.split(' ').nth(4).unwrap_or("");
+            mp == dir || mp.starts_with(&format!("{dir}/"))
+        })
+        .map(str::to_string)
+        .collect()
+}

@@ -158,7 +158,7 @@ impl Box {
 
     /// Mount points at or below the rootfs in this (the host's) mount table.
     pub(crate) fn host_mounts(&self) -> Vec<String> {
-        mounts_under(&self.rootfs())
+        cd_testkit::mntns::mounts_under(&self.rootfs())
     }
 }
 
@@ -190,19 +190,6 @@ impl Drop for KillOnDrop {
 pub(crate) fn exit_code(st: std::process::ExitStatus) -> Option<i32> {
     use std::os::unix::process::ExitStatusExt;
     st.code().or_else(|| st.signal().map(|s| 128 + s))
-}
-
-pub(crate) fn mounts_under(dir: &Path) -> Vec<String> {
-    let dir = dir.to_string_lossy().to_string();
-    fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter(|l| {
-            let mp = l.split(' ').nth(4).unwrap_or("");
-            mp == dir || mp.starts_with(&format!("{dir}/"))
-        })
-        .map(str::to_string)
-        .collect()
 }
 
 pub(crate) fn sh(script: &str) -> [&str; 3] {

@@ -234,7 +234,7 @@ impl Container {
 
     /// Mount points at or below the rootfs in the host's (this process's) mount table.
     pub fn host_mounts(&self) -> Vec<String> {
-        host_mounts_under(&self.rootfs)
+        cd_testkit::mntns::mounts_under(&self.rootfs)
     }
 }
 
@@ -242,19 +242,6 @@ impl Drop for Container {
     fn drop(&mut self) {
         let _ = cd_runtime::kill(&self.state_dir, &self.rootfs, Duration::from_millis(200));
     }
-}
-
-pub fn host_mounts_under(dir: &Path) -> Vec<String> {
-    let dir = dir.to_string_lossy().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter(|l| {
-            let mp = l.split(' ').nth(4).unwrap_or("");
-            mp == dir || mp.starts_with(&format!("{dir}/"))
-        })
-        .map(str::to_string)
-        .collect()
 }
 
 pub fn outcome(out: Output) -> Outcome {
