@@ -250,8 +250,20 @@ def debian_mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
+def cached_tree(done: Path, what: str, fill) -> Path:
+    """`done`, made once by `fill` in a sibling temporary folder renamed into place only when
+    complete, so an interrupted run never leaves a half tree that looks finished."""
+    if not done.exists():
+        log(f"making {what}")
+        tmp = done.with_name(done.name + ".tmp")
+        wipe(tmp)
+        fill(tmp)
+        tmp.rename(done)
+    return done
+
+
 def build_image() -> Path:
-    """An OCI layout with three layers, cached between runs under WORK/image."""
+    """An OCI layout with four layers, cached between runs under WORK/image."""
     img = WORK / "image"
     layout = img / "oci-4layers"
     if (layout / "index.json").exists():
@@ -267,23 +279,16 @@ def build_image() -> Path:
         unmount_under(tmp)
         wipe(deb)
         tmp.rename(deb)
-    small = img / "small"
-    if not small.exists():
-        log("making the layer of 20 000 small files")
-        tmp = img / "small.tmp"
-        wipe(tmp)
+
+    def small_files(tmp: Path) -> None:
         for d in range(100):
             sub = tmp / "srv" / "small" / f"d{d:03}"
             sub.mkdir(parents=True)
             for f in range(200):
                 size = 256 + (f * 37 + d * 11) % 3800
                 (sub / f"f{f:03}.txt").write_bytes(os.urandom(size // 2).hex().encode())
-        tmp.rename(small)
-    mixed = img / "mixed"
-    if not mixed.exists():
-        log("making the layer of mixed files (binaries, libraries, text, medium data files)")
-        tmp = img / "mixed.tmp"
-        wipe(tmp)
+
+    def mixed_files(tmp: Path) -> None:
         (tmp / "opt" / "mixed").mkdir(parents=True)
         # Real ELF binaries, shared libraries and text, as an application layer would add.
         sh("cp", "-a", deb / "usr", tmp / "opt" / "mixed" / "usr")
@@ -293,17 +298,20 @@ def build_image() -> Path:
             # Half-compressible: hex text of random bytes, 1 to 6 MB.
             size = (1 + i % 6) << 20
             (data / f"blob{i:02}.hex").write_bytes(os.urandom(size // 2).hex().encode())
-        tmp.rename(mixed)
-    big = img / "big200"
-    if not big.exists():
-        log("making the layer with one 200 MB incompressible file")
-        tmp = img / "big200.tmp"
-        wipe(tmp)
+
+    def big_file(tmp: Path) -> None:
         (tmp / "srv" / "big").mkdir(parents=True)
         with open(tmp / "srv" / "big" / "random.bin", "wb") as f:
             for _ in range(200):
                 f.write(os.urandom(1 << 20))
-        tmp.rename(big)
+
+    small = cached_tree(img / "small", "the layer of 20 000 small files", small_files)
+    mixed = cached_tree(
+        img / "mixed",
+        "the layer of mixed files (binaries, libraries, text, medium data files)",
+        mixed_files,
+    )
+    big = cached_tree(img / "big200", "the layer with one 200 MB incompressible file", big_file)
     log("assembling the OCI layout (four gzip layers)")
     wipe(layout)
     tmp = img / "oci.tmp"
