@@ -21,4 +21,4 @@ pub use options::{
     download_workers_from_env, parse_max_retries, parse_rate_limit, parse_workers, ClientOptions,
     Timeouts,
 };
-pub use transport::{root_certs, RegistryClient};
+pub use transport::{http_agent, RegistryClient};

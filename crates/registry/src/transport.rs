@@ -42,22 +42,28 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
+/// The HTTP agent of `opts` (trusted roots, user agent, timeouts, redirects); statuses are
+/// returned, not turned into errors. Also used for plain archive downloads.
+pub fn http_agent(opts: &ClientOptions) -> Agent {
+    let tls = TlsConfig::builder()
+        .root_certs(root_certs(&opts.ca_files))
+        .build();
+    let t = opts.timeouts;
+    Agent::config_builder()
+        .http_status_as_error(false)
+        .user_agent(opts.user_agent.as_str())
+        .tls_config(tls)
+        .timeout_connect(Some(t.connect))
+        .timeout_recv_response(Some(t.response))
+        .timeout_per_read(Some(t.read))
+        .max_redirects(10)
+        .build()
+        .new_agent()
+}
+
 impl RegistryClient {
     pub fn new(opts: ClientOptions) -> RegistryClient {
-        let tls = TlsConfig::builder()
-            .root_certs(root_certs(&opts.ca_files))
-            .build();
-        let t = opts.timeouts;
-        let agent: Agent = Agent::config_builder()
-            .http_status_as_error(false)
-            .user_agent(opts.user_agent.as_str())
-            .tls_config(tls)
-            .timeout_connect(Some(t.connect))
-            .timeout_recv_response(Some(t.response))
-            .timeout_per_read(Some(t.read))
-            .max_redirects(10)
-            .build()
-            .new_agent();
+        let agent = http_agent(&opts);
         RegistryClient {
             limiter: opts.rate_limit_bytes_per_sec.map(RateLimiter::new),
             opts,
@@ -413,8 +419,8 @@ pub(crate) fn is_loopback(host: &str) -> bool {
 }
 
 /// The system roots (`SSL_CERT_FILE` included), plus `ca_files`, plus Termux's bundle;
-/// Mozilla's roots when none load. Also used for plain HTTPS downloads.
-pub fn root_certs(ca_files: &[PathBuf]) -> RootCerts {
+/// Mozilla's roots when none load.
+fn root_certs(ca_files: &[PathBuf]) -> RootCerts {
     let mut certs: Vec<Certificate<'static>> = rustls_native_certs::load_native_certs()
         .certs
         .iter()

@@ -4,11 +4,8 @@
 use std::fs;
 use std::io::{self, BufWriter, Read, Write};
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use tempfile::NamedTempFile;
-use ureq::tls::TlsConfig;
-use ureq::Agent;
 
 use super::builder::ContainerBuilder;
 use super::local::install_file;
@@ -44,7 +41,8 @@ pub fn download(
 ) -> Result<NamedTempFile, EngineError> {
     let failed = |why: String| EngineError::Other(format!("cannot download {url}: {why}"));
     reporter.info(&format!("Downloading {url}"));
-    let response = agent()
+    // The registry client's settings: the same trusted roots, user agent and timeouts.
+    let response = cd_registry::http_agent(&cd_registry::ClientOptions::default())
         .get(url)
         .call()
         .map_err(|e| failed(connect_error(&e)))?;
@@ -106,22 +104,6 @@ pub fn download(
         }
     }
     Ok(file)
-}
-
-fn agent() -> Agent {
-    let tls = TlsConfig::builder()
-        .root_certs(cd_registry::root_certs(&[]))
-        .build();
-    Agent::config_builder()
-        .http_status_as_error(false)
-        .user_agent(format!("chroot-distro/{}", env!("CARGO_PKG_VERSION")))
-        .tls_config(tls)
-        .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_recv_response(Some(Duration::from_secs(60)))
-        .timeout_per_read(Some(Duration::from_secs(60)))
-        .max_redirects(10)
-        .build()
-        .new_agent()
 }
 
 /// Why the request got no answer, and what to do about it.
