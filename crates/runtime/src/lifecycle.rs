@@ -152,6 +152,13 @@ pub fn kill(state_dir: &Path, rootfs: &Path, grace: Duration) -> Result<StopRepo
         std::thread::sleep(Duration::from_millis(20));
     }
     report.unmounted = unmount_host_leftovers(rootfs)?;
+    // Each session's tool process outlives its command by a moment (it reaps it, then exits and
+    // drops its lock); callers that go on to delete or rename must not see those stragglers.
+    let sessions = state_dir.join(SESSIONS_LOCK);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && count_shared_locks(&sessions) > 0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     Ok(report)
 }
 
