@@ -399,22 +399,14 @@ fn interactive_shell(isolated: bool) {
     let c = Container::new();
     let request = c.request(json!({ "isolated": isolated }), &[]).to_string();
     let exe = std::env::current_exe().unwrap();
-    let script = include_str!("pty_session.py");
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(&exe)
-        .arg(&request)
-        .output()
-        .expect("python3 is needed for the pty test");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let (code, transcript) = text.split_once('\n').unwrap();
-    assert_eq!(
-        code,
-        "3",
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut python = std::process::Command::new("python3");
+    python.env("CD_RUNTIME_DRIVER", &request);
+    let argv = ["driver", "--exact", "--nocapture", "--test-threads=1"];
+    let mut args = vec![exe.as_os_str()];
+    args.extend(argv.iter().map(std::ffi::OsStr::new));
+    let s = cd_testkit::pty::shell_session(python, &args, "@@cd-runtime-driver@@");
+    let transcript = &s.transcript;
+    assert_eq!(s.code, "3", "{transcript}");
     assert!(transcript.contains("\nhi\r\n"), "{transcript}");
     assert!(transcript.contains("/dev/pts/0"), "{transcript}");
 }

@@ -9,4 +9,5 @@ pub mod fakereg;
 pub mod fixture;
 pub mod mntns;
 pub mod outcome;
+pub mod pty;
 pub mod registry;

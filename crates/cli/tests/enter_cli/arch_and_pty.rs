@@ -1,6 +1,7 @@
 //! Foreign-architecture guests (qemu-user) and interactive shells on a pty.
 
 use super::*;
+use cd_testkit::pty;
 
 /// The ELF header of a 64-bit little-endian binary for `machine`, padded to 64 bytes.
 fn elf_header(machine: u16) -> Vec<u8> {
@@ -67,59 +68,16 @@ fn login_arm64_busybox_runs_under_qemu_user() {
 #[test]
 fn login_interactive_shell_through_a_pty() {
     let b = Box::new();
-    // Python's pty module gives the tool a real terminal; the shell is asked to
-    // `echo hi; tty; exit 3`.
-    let script = r##"
-import os, pty, select, sys, time
-argv = sys.argv[1:]
-pid, fd = pty.fork()
-if pid == 0:
-    os.execv(argv[0], argv)
-out = b""
-def pump(timeout):
-    global out
-    r, _, _ = select.select([fd], [], [], timeout)
-    if not r:
-        return False
-    try:
-        data = os.read(fd, 4096)
-    except OSError:
-        return None
-    if not data:
-        return None
-    out += data
-    return True
-deadline = time.time() + 10
-while b"# " not in out and time.time() < deadline:
-    if pump(0.2) is None:
-        break
-os.write(fd, b"echo hi; tty; exit 3\n")
-while time.time() < deadline + 10:
-    if pump(0.5) is None:
-        break
-_, status = os.waitpid(pid, 0)
-sys.stdout.write("%d\n" % os.waitstatus_to_exitcode(status))
-sys.stdout.write(out.decode(errors="replace"))
-"##;
     // The tool's usual scrubbed environment, given to python3 which passes it on.
     let tool = b.env.cmd(["login", "c"]);
-    let py = Command::new("python3")
+    let mut python = Command::new("python3");
+    python
         .env_clear()
-        .envs(tool.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
-        .env("TERM", "xterm")
-        .args([
-            "-c",
-            script,
-            env!("CARGO_BIN_EXE_chroot-distro"),
-            "login",
-            "c",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .expect("python3 is needed for the pty test");
-    let text = String::from_utf8_lossy(&py.stdout);
-    let (code, transcript) = text.split_once('\n').unwrap();
-    assert_eq!(code, "3", "{text}\n{}", String::from_utf8_lossy(&py.stderr));
+        .envs(tool.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
+    let exe = std::ffi::OsStr::new(env!("CARGO_BIN_EXE_chroot-distro"));
+    let s = pty::shell_session(python, &[exe, "login".as_ref(), "c".as_ref()], "");
+    let transcript = &s.transcript;
+    assert_eq!(s.code, "3", "{transcript}");
     assert!(transcript.contains("\nhi\r\n"), "{transcript}");
     assert!(transcript.contains("/dev/pts/"), "{transcript}");
 }

@@ -1,12 +1,14 @@
-# Drive a login shell through a real terminal: the driver (argv[1]) runs with a pty as its
-# stdin/stdout, the shell is asked to `echo hi; tty; exit 3`; prints the exit code, then the
-# transcript.
+# Drive an interactive shell through a real terminal: argv runs with a pty as its stdin/stdout
+# (its environment is ours, plus TERM=xterm); once a `# ` prompt shows after the optional
+# PTY_AFTER marker, the shell is asked to `echo hi; tty; exit 3`. Prints the exit code on the
+# first line, then the transcript.
 import os, pty, select, sys, time
-exe, request = sys.argv[1], sys.argv[2]
-env = dict(os.environ, CD_RUNTIME_DRIVER=request, TERM="xterm")
+argv = sys.argv[1:]
+after = os.environ.pop("PTY_AFTER", "").encode()
+os.environ["TERM"] = "xterm"
 pid, fd = pty.fork()
 if pid == 0:
-    os.execve(exe, [exe, "driver", "--exact", "--nocapture", "--test-threads=1"], env)
+    os.execv(argv[0], argv)
 out = b""
 def pump(timeout):
     global out
@@ -21,8 +23,11 @@ def pump(timeout):
         return None
     out += data
     return True
+def prompt_seen():
+    tail = out.split(after)[-1] if after else out
+    return b"# " in tail
 deadline = time.time() + 10
-while b"# " not in out.split(b"@@cd-runtime-driver@@")[-1] and time.time() < deadline:
+while not prompt_seen() and time.time() < deadline:
     if pump(0.2) is None:
         break
 os.write(fd, b"echo hi; tty; exit 3\n")
