@@ -12,24 +12,17 @@ use crate::lock::{describe_holder, FileLock, LockMode};
 use crate::store::Store;
 
 /// What the user asked for on the `login`/`run` command line, before the store adds the
-/// container's paths and image config.
+/// container's paths and image config: the plain options already in `options` (user, work dir,
+/// the `--shared-*`, hostname, isolation and mode fields), and the entries that still need parsing.
 #[derive(Debug, Clone, Default)]
 pub struct SessionFlags {
-    pub user: Option<String>,
-    pub work_dir: Option<String>,
+    pub options: EnterRequest,
     /// `--env` entries as typed (`VAR=VALUE`).
     pub env: Vec<String>,
     /// `--bind` entries as typed (`SRC[:DST]`).
     pub binds: Vec<String>,
-    pub shared_home: bool,
-    pub shared_tmp: bool,
-    pub shared_display: bool,
-    pub hostname: Option<String>,
-    pub isolated: bool,
-    pub minimal: bool,
     /// The words after `--`.
     pub args: Vec<String>,
-    pub mode: Mode,
 }
 
 impl Store {
@@ -59,7 +52,7 @@ impl Store {
                 ))
             })?
             .unwrap_or_default();
-        let command = match flags.mode {
+        let command = match flags.options.mode {
             Mode::Login => flags.args.clone(),
             Mode::Run => {
                 if record.is_none() {
@@ -80,21 +73,13 @@ impl Store {
             name: name.to_string(),
             rootfs: self.paths.rootfs(name),
             state_dir: self.paths.state_dir(name),
-            user: flags.user.clone(),
-            work_dir: flags.work_dir.clone(),
             env: parse_env(&flags.env)?,
             image_env: config.env.unwrap_or_default(),
             image_user: config.user,
             image_work_dir: config.working_dir,
             binds: parse_binds(&flags.binds)?,
-            shared_home: flags.shared_home,
-            shared_tmp: flags.shared_tmp,
-            shared_display: flags.shared_display,
-            hostname: flags.hostname.clone(),
-            isolated: flags.isolated,
-            minimal: flags.minimal,
             command,
-            mode: flags.mode,
+            ..flags.options.clone()
         })
     }
 

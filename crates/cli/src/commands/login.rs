@@ -3,7 +3,7 @@
 use cd_engine::report::Reporter;
 use cd_engine::session::SessionFlags;
 use cd_engine::Store;
-use cd_runtime::Mode;
+use cd_runtime::{EnterRequest, Mode};
 
 use crate::args::LoginArgs;
 use crate::exit::{report_error, ExitStatus};
@@ -51,18 +51,21 @@ pub(super) fn session(store: &Store, args: &LoginArgs, mode: Mode) -> anyhow::Re
 
 fn flags(args: &LoginArgs, mode: Mode) -> SessionFlags {
     SessionFlags {
-        user: args.user.clone(),
-        work_dir: args.work_dir.clone(),
+        options: EnterRequest {
+            user: args.user.clone(),
+            work_dir: args.work_dir.clone(),
+            shared_home: args.shared_home,
+            shared_tmp: args.shared_tmp,
+            shared_display: args.shared_display,
+            hostname: args.hostname.clone(),
+            isolated: args.isolated,
+            minimal: args.minimal,
+            mode,
+            ..EnterRequest::default()
+        },
         env: args.env.clone(),
         binds: args.binds.clone(),
-        shared_home: args.shared_home,
-        shared_tmp: args.shared_tmp,
-        shared_display: args.shared_display,
-        hostname: args.hostname.clone(),
-        isolated: args.isolated,
-        minimal: args.minimal,
         args: args.command.clone(),
-        mode,
     }
 }
 
