@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use cd_image::{Descriptor, Hasher};
 
+use crate::cancel::{is_cancel_error, sleep_unless_cancelled, CancellableReader};
 use crate::error::{RegistryError, Result};
 use crate::manifest::Repository;
 use crate::transport::{header, transport_error, RegistryClient};
@@ -64,7 +65,10 @@ impl RegistryClient {
             match self.blob_attempt(repo, desc, &partial, progress, cancel, &mut may_restart) {
                 Ok(()) => break,
                 Err(Attempt::Retry(_)) if attempt < self.opts.max_retries => {
-                    std::thread::sleep(backoff.delay(attempt));
+                    let waited = sleep_unless_cancelled(backoff.delay(attempt), self.opts.cancel);
+                    if !waited || cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                        return Err(RegistryError::Cancelled);
+                    }
                     attempt += 1;
                 }
                 Err(Attempt::Retry(e) | Attempt::Fatal(e)) => return Err(e),
@@ -159,7 +163,8 @@ impl RegistryClient {
                 }
             }
             file.seek(SeekFrom::Start(have)).map_err(io)?;
-            let mut body = resp.into_body().into_reader();
+            let mut body =
+                CancellableReader::new(resp.into_body().into_reader(), CHUNK, self.opts.cancel);
             let mut buf = vec![0u8; CHUNK];
             loop {
                 if cancel
@@ -174,6 +179,10 @@ impl RegistryClient {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) if is_cancel_error(&e) => {
+                        let _ = file.flush();
+                        return Err(Attempt::Fatal(RegistryError::Cancelled));
+                    }
                     Err(e) => {
                         // Keep what arrived; the next attempt resumes from there.
                         let _ = file.flush();

@@ -12,6 +12,7 @@ use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 use ureq::{Agent, Body};
 
 use crate::auth::{parse_challenge, percent_encode, Challenge, Token, TokenReply};
+use crate::cancel::{sleep_unless_cancelled, unless_cancelled};
 use crate::credentials::Credentials;
 use crate::error::{RegistryError, Result};
 use crate::options::ClientOptions;
@@ -107,12 +108,15 @@ impl RegistryClient {
         url: &str,
         headers: &[(&str, String)],
         connect_timeout: Option<Duration>,
-    ) -> std::result::Result<Response<Body>, ureq::Error> {
+    ) -> Result<std::result::Result<Response<Body>, ureq::Error>> {
         let mut req = http::Request::builder().method(method).uri(url);
         for (k, v) in headers {
             req = req.header(*k, v.as_str());
         }
-        let mut req = req.body(()).map_err(ureq::Error::Http)?;
+        let mut req = match req.body(()) {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(ureq::Error::Http(e))),
+        };
         if let Some(t) = connect_timeout {
             req = self
                 .agent
@@ -120,7 +124,8 @@ impl RegistryClient {
                 .timeout_connect(Some(t))
                 .build();
         }
-        self.agent.run(req)
+        let agent = self.agent.clone();
+        unless_cancelled(self.opts.cancel, move || agent.run(req)).ok_or(RegistryError::Cancelled)
     }
 
     /// One request with retries on connection errors, 5xx and 429.
@@ -151,7 +156,7 @@ impl RegistryClient {
         let mut attempt = 0;
         loop {
             let last = attempt >= retries;
-            let wait = match self.send_once(method, url, headers, connect_timeout) {
+            let wait = match self.send_once(method, url, headers, connect_timeout)? {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     if status == 429 {
@@ -182,7 +187,9 @@ impl RegistryClient {
                     backoff.delay(attempt)
                 }
             };
-            std::thread::sleep(wait);
+            if !sleep_unless_cancelled(wait, self.opts.cancel) {
+                return Err(RegistryError::Cancelled);
+            }
             attempt += 1;
         }
     }

@@ -1,17 +1,18 @@
 //! A scripted fake OCI registry on loopback for the cases a real registry will not produce on
 //! demand: Bearer challenges with a token endpoint, 429 with `Retry-After`, 5xx, redirects of
-//! blobs to another host, and lying answers (wrong digest, short bodies). Every request is
+//! blobs to another host, lying answers (wrong digest, short bodies) and hangs mid-transfer. Every request is
 //! recorded with its `Authorization` and `Range` headers.
 //!
 //! Self-contained (no `crate::` paths) so test crates may also include it with `#[path]`.
 
 use std::collections::HashMap;
-use std::io::Cursor;
+use std::io::{Cursor, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use sha2::{Digest as _, Sha256};
-use tiny_http::{Header, Request, Response, Server};
+use tiny_http::{Header, Request, Response, Server, StatusCode};
 
 /// What the fake demands before it serves `/v2/...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +43,9 @@ pub enum Fault {
     Truncate(usize),
     /// Answer ranged requests with the whole body and 200.
     IgnoreRange,
+    /// Announce the whole blob, send its first N bytes, then say nothing more until the fake is
+    /// dropped (longer than any client read timeout), like a server that hangs mid-transfer.
+    Stall(usize),
 }
 
 /// One request the fake saw.
@@ -80,6 +84,7 @@ pub struct FakeRegistry {
     server: Arc<Server>,
     state: Arc<Mutex<State>>,
     thread: Option<JoinHandle<()>>,
+    stopping: Arc<AtomicBool>,
 }
 
 const TOKEN: &str = "fake-token-7d1e";
@@ -109,13 +114,15 @@ impl FakeRegistry {
             send_content_digest: true,
             seen: Vec::new(),
         }));
+        let stopping = Arc::new(AtomicBool::new(false));
         let thread = {
             let server = Arc::clone(&server);
             let state = Arc::clone(&state);
             let me = host_port.clone();
+            let stopping = Arc::clone(&stopping);
             std::thread::spawn(move || {
                 for req in server.incoming_requests() {
-                    handle(&me, &state, req);
+                    handle(&me, &state, req, &stopping);
                 }
             })
         };
@@ -124,6 +131,7 @@ impl FakeRegistry {
             server,
             state,
             thread: Some(thread),
+            stopping,
         }
     }
 
@@ -205,6 +213,7 @@ impl FakeRegistry {
 
 impl Drop for FakeRegistry {
     fn drop(&mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
         self.server.unblock();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -248,15 +257,43 @@ fn empty(status: u16) -> Reply {
     Response::from_data(Vec::new()).with_status_code(status)
 }
 
-fn handle(me: &str, state: &Mutex<State>, req: Request) {
+fn handle(me: &str, state: &Mutex<State>, req: Request, stopping: &Arc<AtomicBool>) {
+    let mut stall = None;
     let reply = {
         let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-        respond(me, &mut st, &req)
+        respond(me, &mut st, &req, &mut stall)
     };
-    let _ = req.respond(reply);
+    let Some((prefix, len)) = stall else {
+        let _ = req.respond(reply);
+        return;
+    };
+    // On its own thread, so the fake keeps answering other requests meanwhile.
+    let stopping = Arc::clone(stopping);
+    std::thread::spawn(move || {
+        let body = Cursor::new(prefix).chain(Silence(stopping));
+        let _ = req.respond(Response::new(
+            StatusCode(200),
+            Vec::new(),
+            body,
+            Some(len),
+            None,
+        ));
+    });
 }
 
-fn respond(me: &str, st: &mut State, req: &Request) -> Reply {
+/// A body that blocks until the fake stops, then ends.
+struct Silence(Arc<AtomicBool>);
+
+impl Read for Silence {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        while !self.0.load(Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Ok(0)
+    }
+}
+
+fn respond(me: &str, st: &mut State, req: &Request, stall: &mut Option<(Vec<u8>, usize)>) -> Reply {
     let url = req.url().to_string();
     let path = url.split('?').next().unwrap_or("").to_string();
     let authorization = get_header(req, "authorization");
@@ -353,6 +390,10 @@ fn respond(me: &str, st: &mut State, req: &Request) -> Reply {
         let Some(data) = st.blobs.get(&digest).cloned() else {
             return empty(404);
         };
+        if let Some(Fault::Stall(n)) = fault {
+            *stall = Some((data[..n.min(data.len())].to_vec(), data.len()));
+            return empty(200);
+        }
         let ignore_range = fault == Some(Fault::IgnoreRange);
         let data = match fault {
             Some(Fault::WrongBody(b)) => b,

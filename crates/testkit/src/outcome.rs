@@ -65,3 +65,28 @@ pub fn assert_cache_verified(env: &TestEnv) {
         );
     }
 }
+
+/// Send SIGINT to `child` (started with piped stdout/stderr) and collect its output; panics when
+/// it is still running after `limit` (it is killed then).
+pub fn interrupt_and_wait(mut child: std::process::Child, limit: std::time::Duration) -> Output {
+    let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    let rc = unsafe { libc::kill(pid, libc::SIGINT) };
+    assert_eq!(rc, 0, "cannot signal the child");
+    let sent = std::time::Instant::now();
+    loop {
+        if child.try_wait().expect("wait for the child").is_some() {
+            return child
+                .wait_with_output()
+                .expect("collect the child's output");
+        }
+        if sent.elapsed() > limit {
+            let _ = child.kill();
+            let out = child
+                .wait_with_output()
+                .expect("collect the child's output");
+            panic!("still running {limit:?} after SIGINT\n{}", describe(&out));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

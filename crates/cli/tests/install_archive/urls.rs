@@ -1,5 +1,8 @@
 //! `install URL`: a loopback HTTP(S) server, bad downloads, Ctrl-C mid-download.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use super::*;
 
 /// A loopback HTTP server answering a few paths, one connection at a time, until dropped.
@@ -14,6 +17,8 @@ enum Reply {
     NotFound,
     /// The whole body, a few KiB at a time, slowly.
     Trickle(Vec<u8>),
+    /// Raises the flag, then holds the connection for two minutes without answering.
+    Silent(Arc<AtomicBool>),
 }
 
 impl Server {
@@ -48,11 +53,16 @@ fn serve(mut conn: TcpStream, routes: &[(&str, Reply)]) {
     }
     let path = request.split_whitespace().nth(1).unwrap_or("/");
     let reply = routes.iter().find(|(p, _)| *p == path).map(|(_, r)| r);
+    if let Some(Reply::Silent(reached)) = reply {
+        reached.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_secs(120));
+        return;
+    }
     let (status, body, sent, slow): (&str, &[u8], usize, bool) = match reply {
         Some(Reply::Body(b)) => ("200 OK", b, b.len(), false),
         Some(Reply::Short(b)) => ("200 OK", b, b.len() / 2, false),
         Some(Reply::Trickle(b)) => ("200 OK", b, b.len(), true),
-        Some(Reply::NotFound) | None => ("404 Not Found", b"", 0, false),
+        Some(Reply::NotFound | Reply::Silent(_)) | None => ("404 Not Found", b"", 0, false),
     };
     let _ = write!(
         conn,
@@ -134,7 +144,7 @@ fn ctrl_c_during_a_url_download_exits_130_and_leaves_nothing() {
         "/slow.tar.gz",
         Reply::Trickle(random_bytes(4_000_000, 3)),
     )]);
-    let mut child = env
+    let child = env
         .cmd(["install", &server.url("/slow.tar.gz")])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -155,22 +165,35 @@ fn ctrl_c_during_a_url_download_exits_130_and_leaves_nothing() {
         assert!(Instant::now() < deadline, "download never started");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
-    let waited = Instant::now();
-    let out = loop {
-        if child.try_wait().unwrap().is_some() {
-            break child.wait_with_output().unwrap();
-        }
-        if waited.elapsed() > Duration::from_secs(15) {
-            let _ = child.kill();
-            panic!("install did not stop after SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let out = interrupt_and_wait(child, Duration::from_secs(15));
     assert_eq!(out.status.code(), Some(130), "{}", describe(&out));
     assert!(stderr(&out).contains("interrupted"), "{}", describe(&out));
     assert_nothing_left(&env, "slow");
+}
+
+#[test]
+fn ctrl_c_while_a_server_says_nothing_exits_130_at_once() {
+    let env = test_env();
+    let reached = Arc::new(AtomicBool::new(false));
+    let server = Server::start(vec![("/mute.tar", Reply::Silent(Arc::clone(&reached)))]);
+    let child = env
+        .cmd(["install", &server.url("/mute.tar")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !reached.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the request never arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // The response timeout is a minute; Ctrl-C must not wait for it.
+    let out = interrupt_and_wait(child, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(130), "{}", describe(&out));
+    assert!(stderr(&out).contains("interrupted"), "{}", describe(&out));
+    assert_nothing_left(&env, "mute");
 }
 
 /// `openssl s_server -WWW` serving `dir` over TLS on 127.0.0.1, with a fresh CA; killed on drop.

@@ -172,6 +172,52 @@ fn concurrent_installs_of_one_name_have_exactly_one_winner() {
     );
 }
 
+/// A server that stops sending mid-blob leaves the client blocked in a socket read for up to a
+/// minute (the read timeout); Ctrl-C must not wait for that.
+#[test]
+fn ctrl_c_ends_an_install_stalled_by_the_registry_at_once() {
+    let env = test_env();
+    let fake = FakeRegistry::open();
+    let noise = random_bytes(1_000_000, 0x5eed);
+    let layer = tar_bytes(&[Entry::file("noise", &noise, 0o644)]);
+    let digest = fake_image(&fake, "stuck", &layer, None);
+    fake.fault(&digest, Fault::Stall(400_000), 1);
+    let reference = format!("{}/stuck:1", fake.host_port());
+    let child = env
+        .cmd(["install", &reference])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let partial = partial_blob(&env, &digest);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // Some of the 400 000 bytes may sit in the server's write buffer.
+    while partial.metadata().map(|m| m.len()).unwrap_or(0) < 300_000 {
+        assert!(
+            Instant::now() < deadline,
+            "the download never reached the stall"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Well inside the minute a blocked read would take to time out.
+    let out = interrupt_and_wait(child, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(130), "{}", describe(&out));
+    assert!(stderr(&out).contains("interrupted"), "{}", describe(&out));
+    assert_nothing_left(&env, "stuck");
+    let kept = partial.metadata().unwrap().len();
+
+    // The fault was for one request: the next install resumes after the bytes that arrived.
+    let out = env.run(["install", &reference]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let wanted = format!("bytes={kept}-");
+    let resumed = fake
+        .requests()
+        .iter()
+        .any(|r| r.url.contains(&digest) && r.range.as_deref() == Some(wanted.as_str()));
+    assert!(resumed, "{:?}", fake.requests());
+}
+
 #[test]
 fn ctrl_c_during_download_leaves_nothing_and_the_next_install_resumes() {
     let env = test_env();
@@ -181,7 +227,7 @@ fn ctrl_c_during_download_leaves_nothing_and_the_next_install_resumes() {
     let layer = tar_bytes(&[Entry::file("noise", &noise, 0o644)]);
     let digest = fake_image(&fake, "slow", &layer, None);
     let reference = format!("{}/slow:1", fake.host_port());
-    let mut child = env
+    let child = env
         .cmd(["install", &reference])
         .env("CD_DOWNLOAD_RATE_LIMIT", "1M")
         .stdin(Stdio::null())
@@ -189,28 +235,13 @@ fn ctrl_c_during_download_leaves_nothing_and_the_next_install_resumes() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let partial = env
-        .cache_dir()
-        .join("oci_layers")
-        .join(format!("{}.partial", digest.replace(':', "_")));
+    let partial = partial_blob(&env, &digest);
     let deadline = Instant::now() + Duration::from_secs(20);
     while partial.metadata().map(|m| m.len()).unwrap_or(0) < 500_000 {
         assert!(Instant::now() < deadline, "download never started");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
-    let waited = Instant::now();
-    let out = loop {
-        if let Some(_status) = child.try_wait().unwrap() {
-            break child.wait_with_output().unwrap();
-        }
-        if waited.elapsed() > Duration::from_secs(15) {
-            let _ = child.kill();
-            panic!("install did not stop after SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let out = interrupt_and_wait(child, Duration::from_secs(15));
     assert_eq!(out.status.code(), Some(130), "{}", describe(&out));
     assert!(stderr(&out).contains("interrupted"), "{}", describe(&out));
     assert_nothing_left(&env, "slow");

@@ -15,7 +15,7 @@ use cd_testkit::fakereg::{FakeRegistry, Fault};
 use cd_testkit::fixture::{
     gzip, random_bytes, tar_bytes, Entry, ImageBuilder, OciLayout, WrittenImage,
 };
-use cd_testkit::outcome::{assert_nothing_left, error_line};
+use cd_testkit::outcome::{assert_nothing_left, error_line, interrupt_and_wait};
 use cd_testkit::registry::LocalRegistry;
 use serde_json::{json, Value};
 
@@ -44,6 +44,13 @@ pub(crate) fn cached_blob(env: &TestEnv, digest: &str) -> PathBuf {
     env.cache_dir()
         .join("oci_layers")
         .join(digest.replace(':', "_"))
+}
+
+/// Where a download of `digest` collects its bytes until verified.
+pub(crate) fn partial_blob(env: &TestEnv, digest: &str) -> PathBuf {
+    let mut name = cached_blob(env, digest).into_os_string();
+    name.push(".partial");
+    PathBuf::from(name)
 }
 
 pub(crate) fn assert_nothing_left_but(env: &TestEnv, name: &str) {

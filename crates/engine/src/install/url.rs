@@ -5,6 +5,7 @@ use std::fs;
 use std::io::{self, BufWriter, Read, Write};
 use std::sync::atomic::AtomicBool;
 
+use cd_registry::cancel::{is_cancel_error, unless_cancelled, CancellableReader};
 use tempfile::NamedTempFile;
 
 use super::builder::ContainerBuilder;
@@ -27,8 +28,7 @@ pub fn install_url(
 ) -> Result<InstallSummary, EngineError> {
     // Taken first: a name clash fails before a long download, not after.
     let builder = ContainerBuilder::create(store, name)?;
-    let cancel = opts.cancel.map(|c| c as &AtomicBool);
-    let download = download(url, &store.paths, reporter, cancel)?;
+    let download = download(url, &store.paths, reporter, opts.cancel)?;
     install_file(store, builder, download.path(), opts, reporter)
 }
 
@@ -37,14 +37,16 @@ pub fn download(
     url: &str,
     paths: &StorePaths,
     reporter: &dyn Reporter,
-    cancel: Option<&AtomicBool>,
+    cancel: Option<&'static AtomicBool>,
 ) -> Result<NamedTempFile, EngineError> {
     let failed = |why: String| EngineError::Other(format!("cannot download {url}: {why}"));
     reporter.info(&format!("Downloading {url}"));
     // The registry client's settings: the same trusted roots, user agent and timeouts.
-    let response = cd_registry::http_agent(&cd_registry::ClientOptions::default())
-        .get(url)
-        .call()
+    let agent = cd_registry::http_agent(&cd_registry::ClientOptions::default());
+    let request = agent.get(url);
+    // A server that accepts the connection and then says nothing must not hold Ctrl-C up.
+    let response = unless_cancelled(cancel, move || request.call())
+        .ok_or(EngineError::Interrupted)?
         .map_err(|e| failed(connect_error(&e)))?;
     let status = response.status();
     if !status.is_success() {
@@ -58,7 +60,7 @@ pub fn download(
         )));
     }
     let expected = response.body().content_length();
-    let mut body = response.into_body().into_reader();
+    let mut body = CancellableReader::new(response.into_body().into_reader(), CHUNK, cancel);
 
     let tmp = paths.cache_tmp();
     fs::create_dir_all(&tmp).context(|| format!("cannot create {}", tmp.display()))?;
@@ -77,6 +79,7 @@ pub fn download(
         let n = match body.read(&mut buf) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if is_cancel_error(&e) => return Err(EngineError::Interrupted),
             Err(e) => {
                 return Err(failed(format!(
                     "the connection failed after {} ({e}); retry",
