@@ -49,7 +49,26 @@ pub fn report_error(err: &anyhow::Error) {
             line.push_str(&text);
         }
     }
-    let _ = writeln!(std::io::stderr(), "{line}");
+    let _ = writeln!(std::io::stderr(), "{line}", line = without_os_codes(&line));
+}
+
+/// Drop the " (os error 2)" that Rust appends to OS error texts: the words say it already.
+fn without_os_codes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(" (os error ") {
+        let tail = &rest[i + " (os error ".len()..];
+        let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 && tail[digits..].starts_with(')') {
+            out.push_str(&rest[..i]);
+            rest = &tail[digits + 1..];
+        } else {
+            out.push_str(&rest[..i + 1]);
+            rest = &rest[i + 1..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -73,18 +92,99 @@ pub fn usage_error(err: clap::Error) -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            let rendered = err.render().to_string();
-            let mut lines = rendered.lines().filter(|l| !l.trim().is_empty());
-            let first = lines.next().unwrap_or("error: invalid usage").trim_end();
-            let tip = lines
-                .find(|l| l.trim_start().starts_with("tip:"))
-                .map(|l| format!(" ({})", l.trim()))
-                .unwrap_or_default();
-            let _ = writeln!(
-                std::io::stderr(),
-                "{first}{tip}\nRun 'chroot-distro --help' or 'chroot-distro COMMAND --help' for usage."
-            );
+            let _ = writeln!(std::io::stderr(), "{}", usage_message(&err));
             ExitCode::from(2)
         }
+    }
+}
+
+/// A clap error as one `error:` line (with the missing arguments or the tip folded in) and one
+/// line saying where the usage is.
+fn usage_message(err: &clap::Error) -> String {
+    let rendered = err.render().to_string();
+    let lines: Vec<&str> = rendered.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut first = lines
+        .first()
+        .map_or("error: invalid usage", |l| l.trim_end())
+        .to_string();
+    let rest = lines.get(1..).unwrap_or_default();
+    // Indented lines continue the first: the missing arguments after "...were not provided:",
+    // or "[possible values: ...]" after an invalid value.
+    let more: Vec<&str> = rest
+        .iter()
+        .take_while(|l| l.starts_with(' ') && !l.trim_start().starts_with("tip:"))
+        .map(|l| l.trim())
+        .collect();
+    if !more.is_empty() {
+        let sep = if first.ends_with(':') { ", " } else { " " };
+        first = format!("{first} {}", more.join(sep));
+    }
+    if let Some(tip) = rest.iter().find(|l| l.trim_start().starts_with("tip:")) {
+        first = format!("{first} ({})", tip.trim());
+    }
+    // "Usage: chroot-distro rename <OLD_NAME> <NEW_NAME>" names the command to ask about.
+    let command = rest
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("Usage: chroot-distro "))
+        .and_then(|u| u.split_whitespace().next())
+        .filter(|w| !w.starts_with(['[', '<']));
+    match command {
+        Some(c) => format!("{first}\nRun 'chroot-distro {c} --help' for usage."),
+        None => format!("{first}\nRun 'chroot-distro --help' for usage."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::usage_message;
+    use crate::args::Cli;
+
+    fn message(args: &[&str]) -> String {
+        let argv = std::iter::once("chroot-distro").chain(args.iter().copied());
+        let err = Cli::try_parse_from(argv).expect_err("a usage error");
+        usage_message(&err)
+    }
+
+    #[test]
+    fn os_error_numbers_are_dropped_and_other_parentheses_kept() {
+        use super::without_os_codes;
+        assert_eq!(
+            without_os_codes("cannot open x: No such file or directory (os error 2); retry"),
+            "cannot open x: No such file or directory; retry"
+        );
+        assert_eq!(
+            without_os_codes("a (os error x) b (1 process)"),
+            "a (os error x) b (1 process)"
+        );
+    }
+
+    #[test]
+    fn missing_arguments_are_named_and_the_command_help_pointed_at() {
+        let m = message(&["rename", "only-one"]);
+        let (first, second) = m.split_once('\n').unwrap();
+        assert!(first.starts_with("error: "), "{m}");
+        assert!(first.ends_with("provided: <NEWNAME>"), "{m}");
+        assert_eq!(second, "Run 'chroot-distro rename --help' for usage.");
+        assert!(message(&["login"]).contains("<CONTAINER>"));
+    }
+
+    #[test]
+    fn unknown_commands_and_flags_keep_clap_tips_on_one_line() {
+        let m = message(&["instal", "x"]);
+        assert_eq!(m.lines().count(), 2, "{m}");
+        assert!(m.contains("'instal'") && m.contains("tip:"), "{m}");
+        let m = message(&["backup", "c", "--compress", "lz4"]);
+        assert!(
+            m.contains("[possible values: gzip, bzip2, xz, zstd, none]"),
+            "{m}"
+        );
+        let m = message(&["list", "--bogus"]);
+        assert!(m.contains("'--bogus'"), "{m}");
+        assert!(
+            m.ends_with("Run 'chroot-distro list --help' for usage."),
+            "{m}"
+        );
     }
 }

@@ -395,13 +395,17 @@ pub(crate) fn transport_error(host: &str, e: ureq::Error) -> RegistryError {
             host,
             reason: io.to_string(),
         },
-        ureq::Error::Io(_)
-        | ureq::Error::Timeout(_)
-        | ureq::Error::HostNotFound
-        | ureq::Error::ConnectionFailed => RegistryError::Unreachable {
+        // ureq prefixes I/O errors with "io: "; the OS text alone reads better.
+        ureq::Error::Io(io) => RegistryError::Unreachable {
             host,
-            reason: e.to_string(),
+            reason: io.to_string(),
         },
+        ureq::Error::Timeout(_) | ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => {
+            RegistryError::Unreachable {
+                host,
+                reason: e.to_string(),
+            }
+        }
         other => RegistryError::Protocol {
             host,
             what: "request".to_string(),
