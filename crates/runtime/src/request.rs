@@ -95,6 +95,13 @@ impl EnterRequest {
                 )));
             }
         }
+        if let Some(h) = &self.hostname {
+            if !is_valid_hostname(h) {
+                return Err(RuntimeError::Usage(format!(
+                    "invalid --hostname '{h}': use up to 64 letters, digits, '-' and '.'"
+                )));
+            }
+        }
         for (k, _) in &self.env {
             if k.is_empty() || k.contains('=') || k.contains('\0') {
                 return Err(RuntimeError::Usage(format!(
@@ -122,9 +129,32 @@ impl EnterRequest {
     }
 }
 
+/// RFC 1123 names: labels of letters, digits and inner hyphens; 64 bytes at most (the
+/// kernel's limit).
+fn is_valid_hostname(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 64
+        && h.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostnames_follow_rfc_1123() {
+        for good in ["box", "my-box.local", "a1", "x".repeat(64).as_str()] {
+            assert!(is_valid_hostname(good), "{good}");
+        }
+        for bad in ["", "a b", "-a", "a-", "a..b", "a_b", "x".repeat(65).as_str(), "ü"] {
+            assert!(!is_valid_hostname(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn bind_defaults_its_target_to_the_source() {
