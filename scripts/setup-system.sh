@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   docker-registry skopeo umoci busybox-static zstd xz-utils bzip2 gzip apache2-utils openssl
-  qemu-user-static binfmt-support util-linux python3 ca-certificates curl debootstrap
+  qemu-user-static binfmt-support util-linux python3 ca-certificates curl debootstrap buildah
 )
 
 missing=()

@@ -138,7 +138,9 @@ fn is_valid_hostname(h: &str) -> bool {
             !label.is_empty()
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -151,7 +153,16 @@ mod tests {
         for good in ["box", "my-box.local", "a1", "x".repeat(64).as_str()] {
             assert!(is_valid_hostname(good), "{good}");
         }
-        for bad in ["", "a b", "-a", "a-", "a..b", "a_b", "x".repeat(65).as_str(), "ü"] {
+        for bad in [
+            "",
+            "a b",
+            "-a",
+            "a-",
+            "a..b",
+            "a_b",
+            "x".repeat(65).as_str(),
+            "ü",
+        ] {
             assert!(!is_valid_hostname(bad), "{bad}");
         }
     }

@@ -11,3 +11,4 @@ pub mod mntns;
 pub mod outcome;
 pub mod pty;
 pub mod registry;
+pub mod tree;

@@ -19,6 +19,7 @@ use cd_testkit::outcome::{assert_nothing_left, error_line, interrupt_and_wait};
 use cd_testkit::registry::LocalRegistry;
 use serde_json::{json, Value};
 
+mod buildah;
 mod faults;
 mod real;
 mod umoci;
