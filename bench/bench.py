@@ -13,6 +13,8 @@ port) and measures, alternating the tools inside each repetition:
   install, warm cache   a second container from the same image
   login -- /bin/true    chroot-distro, Python chroot-distro, podman run --rm, chroot, and
                         unshare -m chroot (the floor)
+  2nd session           the same while a session runs: chroot-distro and the Python tool log in
+                        again, podman exec, and nsenter into the session's namespace (the floor)
   backup to .tar.zst    chroot-distro vs tar -I 'zstd -T0' (the floor)
   diff                  chroot-distro vs Python chroot-distro
 
@@ -75,11 +77,14 @@ UMOCI = "umoci unpack (layout already copied)"
 TAR_FLOOR = "tar -xzf of the layer blobs (floor)"
 CHROOT = "chroot"
 UNSHARE_FLOOR = "unshare -m chroot (floor)"
+PODMAN_EXEC = "podman exec (runc)"
+NSENTER_FLOOR = "nsenter -m -r -t PID (floor)"
 ZSTD_FLOOR = "tar -I 'zstd -T0' -cf (floor)"
 
 T_COLD = "install, cold cache"
 T_WARM = "install, warm cache (2nd container)"
 T_LOGIN = "login C -- /bin/true"
+T_JOIN = "login C -- /bin/true, 2nd session"
 T_BACKUP = "backup to .tar.zst"
 T_DIFF = "diff (warm page cache)"
 
@@ -87,6 +92,7 @@ FLOORS = {
     T_COLD: TAR_FLOOR,
     T_WARM: TAR_FLOOR,
     T_LOGIN: UNSHARE_FLOOR,
+    T_JOIN: NSENTER_FLOOR,
     T_BACKUP: ZSTD_FLOOR,
 }
 
@@ -674,6 +680,85 @@ def bench_login(res: Results, t: Tmpfs, ref: str, reps: int) -> None:
             res.add(T_LOGIN, tool, lambda tool=tool: runs(tool))
     sh(OURS, "unmount", "c", env=cd_env, check=False)
     sh(PY_TOOL, "unmount", "p", env=py_env, check=False)
+    if (T_LOGIN, CD) not in res.errors:
+        bench_join(res, cases, envs, p, ref, reps)
+
+
+def bench_join(res: Results, login: dict, envs: dict, p: list, ref: str, reps: int) -> None:
+    """A second session while one is running: chroot-distro and the Python tool log in again,
+    podman execs into its running container, and the floor enters the running session's mount
+    namespace and root with nsenter."""
+    log("2nd session: starting a long-running session per tool (not timed)")
+    long = ["/bin/sleep", "3600"]
+    background = []
+    cases = {}
+    for tool, name in ((CD, "c"), (PY, "p")):
+        if (T_LOGIN, tool) in res.errors:
+            res.fail(T_JOIN, tool, res.errors[(T_LOGIN, tool)])
+            continue
+        before = set(pids_of("sleep"))
+        background.append(subprocess.Popen([*login[tool][:3], "--", *long], env=envs[tool],
+                                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL, start_new_session=True))
+        deadline = time.monotonic() + 20
+        new = []
+        while not new and time.monotonic() < deadline:
+            time.sleep(0.1)
+            new = sorted(set(pids_of("sleep")) - before)
+        if not new:
+            res.fail(T_JOIN, tool, "not measured (the first session did not start)")
+            continue
+        cases[tool] = login[tool]
+        if tool == CD:
+            cases[NSENTER_FLOOR] = ["nsenter", "-m", "-r", "-t", str(new[0]), "/bin/true"]
+    pod_env = envs[PODMAN_RUN]
+    if (T_LOGIN, PODMAN_RUN) in res.errors:
+        res.fail(T_JOIN, PODMAN_EXEC, res.errors[(T_LOGIN, PODMAN_RUN)])
+    else:
+        try:
+            timed([*p, "--runtime", "runc", "run", "-d", "--name", "join", "--pull", "never",
+                   "--network", "host", *lowered_ulimits(), ref, *long], env=pod_env)
+            cases[PODMAN_EXEC] = [*p, "exec", "join", "/bin/true"]
+            envs = {**envs, PODMAN_EXEC: pod_env}
+        except Failed as e:
+            res.fail(T_JOIN, PODMAN_EXEC, not_measured(PODMAN_EXEC, str(e)))
+    try:
+        for tool, cmd in cases.items():  # one untimed run each
+            try:
+                timed(cmd, env=envs.get(tool))
+            except Failed as e:
+                res.fail(T_JOIN, tool, not_measured(tool, str(e)))
+
+        def runs(tool: str) -> Sample:
+            samples = [timed(cases[tool], env=envs.get(tool)) for _ in range(LOGIN_RUNS)]
+            return Sample(statistics.median(s.secs for s in samples), max(s.rss_kib for s in samples))
+
+        for rep in range(reps):
+            log(f"2nd session: repetition {rep + 1}/{reps}")
+            for tool in rotate(list(cases), rep):
+                res.add(T_JOIN, tool, lambda tool=tool: runs(tool))
+    finally:
+        sh(*p, "rm", "-f", "-t", "0", "join", env=pod_env, check=False)
+        for proc in background:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        sh(OURS, "unmount", "c", env=envs[CD], check=False)
+        sh(PY_TOOL, "unmount", "p", env=envs[PY], check=False)
+
+
+def pids_of(comm: str) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (d / "comm").read_text().strip() == comm:
+                    out.append(int(d.name))
+    return out
 
 
 def bench_backup_diff(res: Results, t: Tmpfs, reps: int) -> None:
