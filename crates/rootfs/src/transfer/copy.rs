@@ -1,7 +1,6 @@
 //! `copy [-r] [-m] SRC DEST`, with cp(1)'s rules for where the copy lands: into DEST when it is
 //! an existing directory (or ends with `/`), as DEST otherwise.
 
-use std::collections::HashSet;
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -11,7 +10,8 @@ use crate::inode_walk::{self, InodeKind, InodeMeta};
 use super::ops;
 use super::side::Side;
 use super::{
-    base_name, child_rel, CopyOptions, Location, TransferError, TransferEvent, TransferStats, Walk,
+    base_name, child_rel, CopyOptions, Location, Start, TransferError, TransferEvent,
+    TransferStats, Walk,
 };
 
 pub fn copy(
@@ -20,35 +20,16 @@ pub fn copy(
     opts: &CopyOptions,
     on_event: &mut dyn FnMut(TransferEvent<'_>),
 ) -> Result<TransferStats, TransferError> {
-    let src_side = src.side().map_err(TransferError::io(src.display()))?;
-    let dst_side = dst.side().map_err(TransferError::io(dst.display()))?;
-    let src_at = src_side
-        .locate(src.path())
-        .map_err(TransferError::io(src.display()))?;
-    let mut walk = Walk {
-        owner: opts.owner,
-        stats: TransferStats::default(),
-        on_event,
-        src_limit: src_side.mount_limit().copied(),
-        dst_limit: dst_side.mount_limit().copied(),
-        dst_dirs: HashSet::new(),
-        src_base: src.display(),
-        dst_base: String::new(),
-    };
-
-    // The source: its directory fd, name and metadata.
+    let Start {
+        src_side,
+        dst_side,
+        src_at,
+        src_meta,
+        mut walk,
+    } = Start::new(src, dst, opts.owner, on_event)?;
+    // Set once the destination is known (into a directory, or as the named path).
+    walk.dst_base = String::new();
     let src_name = src_at.name.clone();
-    let src_meta = match &src_name {
-        Some(name) => ops::lstat(src_at.dir.as_fd(), name)
-            .map_err(TransferError::io(src.display()))?
-            .ok_or_else(|| TransferError::Io {
-                path: src.display(),
-                source: io::Error::from(io::ErrorKind::NotFound),
-            })?,
-        None => {
-            inode_walk::stat_fd(src_at.dir.as_fd()).map_err(TransferError::io(src.display()))?
-        }
-    };
     if src_meta.kind == InodeKind::Dir && !opts.recursive {
         return Err(TransferError::Refused(format!(
             "'{}' is a directory; copy it with -r",

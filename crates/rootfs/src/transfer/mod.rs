@@ -14,6 +14,7 @@ mod sync;
 
 use std::ffi::CStr;
 use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -174,6 +175,58 @@ impl TransferError {
 }
 
 /// Shared state of one transfer walk.
+/// Where `copy` and `sync` both start: the two sides opened, the source found and stat'ed, and
+/// a walk that reports through `on_event`.
+struct Start<'a> {
+    src_side: side::Side,
+    dst_side: side::Side,
+    src_at: side::Located,
+    src_meta: crate::inode_walk::InodeMeta,
+    walk: Walk<'a>,
+}
+
+impl<'a> Start<'a> {
+    fn new(
+        src: &Location,
+        dst: &Location,
+        owner: Option<Owner>,
+        on_event: &'a mut dyn FnMut(TransferEvent<'_>),
+    ) -> Result<Start<'a>, TransferError> {
+        let src_side = src.side().map_err(TransferError::io(src.display()))?;
+        let dst_side = dst.side().map_err(TransferError::io(dst.display()))?;
+        let src_at = src_side
+            .locate(src.path())
+            .map_err(TransferError::io(src.display()))?;
+        let src_meta = match &src_at.name {
+            Some(name) => ops::lstat(src_at.dir.as_fd(), name)
+                .map_err(TransferError::io(src.display()))?
+                .ok_or_else(|| TransferError::Io {
+                    path: src.display(),
+                    source: io::Error::from(io::ErrorKind::NotFound),
+                })?,
+            None => crate::inode_walk::stat_fd(src_at.dir.as_fd())
+                .map_err(TransferError::io(src.display()))?,
+        };
+        let walk = Walk {
+            owner,
+            stats: TransferStats::default(),
+            on_event,
+            src_limit: src_side.mount_limit().copied(),
+            dst_limit: dst_side.mount_limit().copied(),
+            dst_dirs: std::collections::HashSet::new(),
+            src_base: src.display(),
+            dst_base: dst.display(),
+        };
+        Ok(Start {
+            src_side,
+            dst_side,
+            src_at,
+            src_meta,
+            walk,
+        })
+    }
+}
+
 struct Walk<'a> {
     owner: Option<Owner>,
     stats: TransferStats,

@@ -16,7 +16,8 @@ use crate::inode_walk::{self, InodeKind, InodeMeta};
 use super::copy::skip_source;
 use super::ops;
 use super::{
-    base_name, child_rel, Location, SyncOptions, TransferError, TransferEvent, TransferStats, Walk,
+    base_name, child_rel, Location, Start, SyncOptions, TransferError, TransferEvent,
+    TransferStats, Walk,
 };
 
 pub fn sync(
@@ -25,33 +26,13 @@ pub fn sync(
     opts: &SyncOptions,
     on_event: &mut dyn FnMut(TransferEvent<'_>),
 ) -> Result<TransferStats, TransferError> {
-    let src_side = src.side().map_err(TransferError::io(src.display()))?;
-    let dst_side = dst.side().map_err(TransferError::io(dst.display()))?;
-    let src_at = src_side
-        .locate(src.path())
-        .map_err(TransferError::io(src.display()))?;
-    let mut walk = Walk {
-        owner: opts.owner,
-        stats: TransferStats::default(),
-        on_event,
-        src_limit: src_side.mount_limit().copied(),
-        dst_limit: dst_side.mount_limit().copied(),
-        dst_dirs: HashSet::new(),
-        src_base: src.display(),
-        dst_base: dst.display(),
-    };
-
-    let src_meta = match &src_at.name {
-        Some(name) => ops::lstat(src_at.dir.as_fd(), name)
-            .map_err(TransferError::io(src.display()))?
-            .ok_or_else(|| TransferError::Io {
-                path: src.display(),
-                source: io::Error::from(io::ErrorKind::NotFound),
-            })?,
-        None => {
-            inode_walk::stat_fd(src_at.dir.as_fd()).map_err(TransferError::io(src.display()))?
-        }
-    };
+    let Start {
+        dst_side,
+        src_at,
+        src_meta,
+        mut walk,
+        ..
+    } = Start::new(src, dst, opts.owner, on_event)?;
 
     if src_meta.kind == InodeKind::Dir {
         let src_dir = match &src_at.name {
