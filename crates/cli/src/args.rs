@@ -347,6 +347,16 @@ pub struct VerbosityArgs {
     pub quiet: bool,
 }
 
+impl VerbosityArgs {
+    /// The printer these flags ask for.
+    pub fn printer(&self) -> crate::printer::Printer {
+        crate::printer::Printer::new(crate::printer::Verbosity::from_flags(
+            self.quiet,
+            self.verbose,
+        ))
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct RemoveArgs {
     /// Container name

@@ -9,13 +9,9 @@ use cd_engine::{human_bytes, Store};
 
 use crate::args::BackupArgs;
 use crate::exit::ExitStatus;
-use crate::printer::{Printer, Verbosity};
 
 pub fn run(store: &Store, args: &BackupArgs) -> anyhow::Result<ExitStatus> {
-    let printer = Printer::new(Verbosity::from_flags(
-        args.verbosity.quiet,
-        args.verbosity.verbose,
-    ));
+    let printer = args.verbosity.printer();
     let output = match &args.output {
         Some(path) => BackupOutput::File(path.clone()),
         None => {

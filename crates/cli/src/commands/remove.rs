@@ -5,13 +5,9 @@ use cd_engine::{human_bytes, Store};
 
 use crate::args::RemoveArgs;
 use crate::exit::ExitStatus;
-use crate::printer::{Printer, Verbosity};
 
 pub fn run(store: &Store, args: &RemoveArgs) -> anyhow::Result<ExitStatus> {
-    let printer = Printer::new(Verbosity::from_flags(
-        args.verbosity.quiet,
-        args.verbosity.verbose,
-    ));
+    let printer = args.verbosity.printer();
     let freed = store.remove(&args.container, &printer)?;
     printer.info(&format!(
         "removed container '{}' ({} freed)",

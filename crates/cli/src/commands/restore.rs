@@ -6,13 +6,9 @@ use cd_engine::Store;
 
 use crate::args::RestoreArgs;
 use crate::exit::ExitStatus;
-use crate::printer::{Printer, Verbosity};
 
 pub fn run(store: &Store, args: &RestoreArgs) -> anyhow::Result<ExitStatus> {
-    let printer = Printer::new(Verbosity::from_flags(
-        args.verbosity.quiet,
-        args.verbosity.verbose,
-    ));
+    let printer = args.verbosity.printer();
     let summary = restore::restore(
         store,
         args.file.as_deref(),

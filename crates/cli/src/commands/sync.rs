@@ -6,13 +6,9 @@ use cd_engine::{human_bytes, Store};
 
 use crate::args::SyncArgs;
 use crate::exit::ExitStatus;
-use crate::printer::{Printer, Verbosity};
 
 pub fn run(store: &Store, args: &SyncArgs) -> anyhow::Result<ExitStatus> {
-    let printer = Printer::new(Verbosity::from_flags(
-        args.verbosity.quiet,
-        args.verbosity.verbose,
-    ));
+    let printer = args.verbosity.printer();
     let req = TransferRequest {
         source: args.source.clone(),
         dest: args.dest.clone(),
