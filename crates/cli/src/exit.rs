@@ -26,7 +26,9 @@ pub fn status_for_error(err: &anyhow::Error) -> ExitStatus {
     let interrupted = err.chain().any(|c| {
         matches!(
             c.downcast_ref::<cd_engine::EngineError>(),
-            Some(cd_engine::EngineError::Interrupted)
+            Some(
+                cd_engine::EngineError::Interrupted | cd_engine::EngineError::InterruptedPartway(_)
+            )
         )
     });
     if interrupted {

@@ -114,4 +114,7 @@ impl Progress for Bar {
     fn finish(&self) {
         self.0.finish();
     }
+    fn is_visible(&self) -> bool {
+        !self.0.is_hidden()
+    }
 }

@@ -10,6 +10,7 @@ use std::process::Stdio;
 
 use cd_testkit::busybox;
 use cd_testkit::env::{describe, stderr, TestEnv};
+use cd_testkit::outcome::interrupt_and_wait;
 
 fn env() -> TestEnv {
     TestEnv::new(env!("CARGO_BIN_EXE_chroot-distro"))
@@ -296,4 +297,134 @@ fn files_that_are_not_backups_fail_in_one_readable_line() {
     }
     let containers = env.store_dir().join("containers");
     assert!(!containers.exists() || fs::read_dir(&containers).unwrap().count() == 0);
+}
+
+/// Wait until `ready()` holds, or fail the test after 20 s.
+fn wait_for(what: &str, ready: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never happened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Names in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A container with 64 MiB of incompressible data: xz needs seconds for it, time to interrupt.
+fn make_big_box(env: &TestEnv) {
+    make_box(env);
+    let status = std::process::Command::new("head")
+        .args(["-c", "64M", "/dev/urandom"])
+        .stdout(fs::File::create(env.rootfs("box").join("noise")).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn an_interrupted_backup_leaves_no_file_and_a_killed_one_no_file_under_its_name() {
+    let env = env();
+    make_big_box(&env);
+    let out_dir = tempfile::tempdir().unwrap();
+    let target = out_dir.path().join("box.tar.xz");
+    let started = || {
+        let child = env
+            .cmd(["backup", "-o"])
+            .arg(&target)
+            .arg("box")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The archive grows under a temporary name first (xz writes nothing for seconds, until
+        // its first block is done).
+        wait_for("a partial backup", || {
+            fs::read_dir(out_dir.path())
+                .unwrap()
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(!target.exists(), "the final name appeared before the end");
+        child
+    };
+
+    let child = started();
+    // Well inside the seconds a multi-threaded xz can hold a single write.
+    let out = interrupt_and_wait(child, std::time::Duration::from_secs(5));
+    assert_eq!(out.status.code(), Some(130), "{}", describe(&out));
+    assert!(stderr(&out).contains("interrupted"), "{}", describe(&out));
+    assert!(
+        names_in(out_dir.path()).is_empty(),
+        "{:?}",
+        names_in(out_dir.path())
+    );
+
+    let mut child = started();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !target.exists(),
+        "a killed backup left a file that looks complete"
+    );
+
+    // The container is untouched and a later backup to the same name works.
+    assert_eq!(
+        fs::metadata(env.rootfs("box").join("noise")).unwrap().len(),
+        64 << 20
+    );
+    let out = env
+        .cmd(["backup", "-c", "none", "-o"])
+        .arg(&target)
+        .arg("box")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+}
+
+#[test]
+fn ctrl_c_ends_a_restore_waiting_on_a_stalled_pipe_and_leaves_nothing() {
+    let env = env();
+    make_big_box(&env);
+    let backup = env
+        .cmd(["backup", "-c", "none", "box"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(backup.status.success(), "{}", describe(&backup));
+    ok(&env, &["remove", "-q", "box"]);
+
+    let mut child = env
+        .cmd(["restore"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Half the archive, then the writer goes quiet but keeps the pipe open.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(&backup.stdout[..backup.stdout.len() / 2])
+        .unwrap();
+    let staging = env.store_dir().join("containers/.staging-box");
+    wait_for("the restore's staging tree", || staging.exists());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let out = interrupt_and_wait(child, std::time::Duration::from_secs(10));
+    drop(stdin);
+    assert_eq!(out.status.code(), Some(130), "{}", describe(&out));
+    assert!(stderr(&out).contains("interrupted"), "{}", describe(&out));
+    assert!(!staging.exists(), "the staging tree was left behind");
+    assert!(!env.container_dir("box").exists());
 }

@@ -1,16 +1,18 @@
 //! `backup`: a container as one (compressed) tar stream, to a new file or to a pipe.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
-use cd_archive::Compression;
+use cd_archive::{Compression, FinishWrite};
 use cd_rootfs::backup::{write_backup, BackupEvent, BackupStats};
+use cd_sys::cancel::{is_cancel_error, PumpWriter};
 
 use crate::error::{EngineError, IoContext};
 use crate::report::Reporter;
 use crate::store::Store;
+use crate::watch::{is_cancelled, WatchedWriter};
 
 /// Where the archive goes.
 pub enum BackupOutput {
@@ -25,6 +27,8 @@ pub struct BackupRequest {
     pub output: BackupOutput,
     /// `-c`: overrides the file extension. Streams default to no compression.
     pub compression: Option<String>,
+    /// Set by Ctrl-C: the backup stops and its unfinished file is removed.
+    pub cancel: Option<&'static AtomicBool>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -66,59 +70,78 @@ pub fn backup(
     };
     let rootfs = store.paths.rootfs(&req.name);
 
-    match req.output {
-        BackupOutput::File(path) => {
-            // create_new: an existing file (or a symlink planted at the name) is never replaced.
-            let file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&path)
-                .map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::AlreadyExists {
-                        EngineError::Other(format!(
-                            "'{}' already exists; backup never overwrites, pick another name",
-                            path.display()
-                        ))
-                    } else {
-                        EngineError::io(format!("cannot create {}", path.display()), e)
-                    }
-                })?;
-            let result = write_to(
-                &req.name,
-                &rootfs,
-                manifest.as_deref(),
-                BufWriter::with_capacity(1 << 20, file),
-                compression,
-                reporter,
-            )
-            .and_then(|stats| {
-                File::open(&path)
-                    .and_then(|f| f.sync_all())
-                    .context(|| format!("cannot write {}", path.display()))?;
-                Ok(stats)
-            });
-            if result.is_err() {
-                let _ = std::fs::remove_file(&path);
-            }
-            Ok(BackupSummary {
-                stats: result?,
-                compression,
-            })
-        }
-        BackupOutput::Stream(out) => {
-            let stats = write_to(
-                &req.name,
-                &rootfs,
-                manifest.as_deref(),
-                BufWriter::with_capacity(1 << 20, out),
-                compression,
-                reporter,
-            )?;
-            Ok(BackupSummary { stats, compression })
-        }
+    let cancel = req.cancel;
+    let write = |out: Box<dyn Write + Send>| {
+        write_to(
+            &req.name,
+            &rootfs,
+            manifest.as_deref(),
+            out,
+            compression,
+            reporter,
+            cancel,
+        )
+    };
+    let stats = match req.output {
+        BackupOutput::File(path) => write_file(&path, write)?,
+        BackupOutput::Stream(out) => write(out)?,
+    };
+    Ok(BackupSummary { stats, compression })
+}
+
+/// Write the archive under a temporary name beside `path` and give it its real name only once
+/// it is complete and synced, so that a backup cut short (Ctrl-C, a full disk, SIGKILL) never
+/// leaves a truncated file that looks like a good one. An existing file is never replaced.
+fn write_file(
+    path: &Path,
+    write: impl FnOnce(Box<dyn Write + Send>) -> Result<BackupStats, EngineError>,
+) -> Result<BackupStats, EngineError> {
+    let exists = || {
+        EngineError::Other(format!(
+            "'{}' already exists; backup never overwrites, pick another name",
+            path.display()
+        ))
+    };
+    // Also a dangling symlink planted at the name counts as existing.
+    if path.symlink_metadata().is_ok() {
+        return Err(exists());
     }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let base = path.file_name().map_or_else(
+        || std::ffi::OsString::from("backup"),
+        std::ffi::OsStr::to_os_string,
+    );
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(&base);
+    prefix.push(".");
+    let tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".partial")
+        .tempfile_in(dir)
+        .context(|| format!("cannot create {}", path.display()))?;
+    let file = tmp
+        .as_file()
+        .try_clone()
+        .context(|| format!("cannot create {}", path.display()))?;
+    let stats = write(Box::new(BufWriter::with_capacity(1 << 20, file)))?;
+    tmp.as_file()
+        .sync_all()
+        .context(|| format!("cannot write {}", path.display()))?;
+    tmp.persist_noclobber(path).map_err(|e| {
+        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+            exists()
+        } else {
+            EngineError::io(format!("cannot create {}", path.display()), e.error)
+        }
+    })?;
+    if let Ok(d) = File::open(dir) {
+        // The new name is durable only once the directory is synced; best effort.
+        let _ = d.sync_all();
+    }
+    Ok(stats)
 }
 
 /// The compression a backup file name asks for: `.tar` means none, an unknown extension is
@@ -134,33 +157,62 @@ fn compression_of(path: &Path) -> Option<Compression> {
     Some(Compression::from_extension(path)).filter(|c| *c != Compression::None)
 }
 
-fn write_to<W: Write + Send + 'static>(
+fn write_to(
     name: &str,
     rootfs: &Path,
     manifest: Option<&[u8]>,
-    out: W,
+    out: Box<dyn Write + Send>,
     compression: Compression,
     reporter: &dyn Reporter,
+    cancel: Option<&'static AtomicBool>,
 ) -> Result<BackupStats, EngineError> {
     // gzip (pigz-style), zstd and xz compress on every core; the workers are joined by finish.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let enc = cd_archive::encoder(out, compression, threads)
         .context(|| "cannot start the compressor".to_string())?;
-    let (enc, stats) = write_backup(name, rootfs, manifest, enc, &mut |event| match event {
-        BackupEvent::Archived(p) => reporter.verbose(&format!("/{p}")),
-        BackupEvent::SkippedSocket(p) => reporter.verbose(&format!("skipped socket /{p}")),
-        BackupEvent::SkippedMount(p) => reporter.warn(&format!(
-            "'/{p}' is a mount point inside '{name}'; its contents are not in the backup"
-        )),
-    })
-    .map_err(|e| match e {
+    let bar = reporter.progress("backing up", 0);
+    if bar.is_visible() {
+        // About the tar stream's size; the bar is squared up when it finishes.
+        bar.set_total(cd_rootfs::dir_size(rootfs));
+    }
+    // The compressor runs behind a queue on its own thread: a multi-threaded xz can hold a
+    // write for seconds while its workers catch up, and Ctrl-C must not wait for that.
+    let pump = PumpWriter::new(
+        enc,
+        |enc: Box<dyn FinishWrite>| enc.finish(),
+        1 << 20,
+        cancel,
+    );
+    let mut watched = WatchedWriter::new(pump, bar, cancel);
+    let written = write_backup(
+        name,
+        rootfs,
+        manifest,
+        &mut watched,
+        &mut |event| match event {
+            BackupEvent::Archived(p) => reporter.verbose(&format!("/{p}")),
+            BackupEvent::SkippedSocket(p) => reporter.verbose(&format!("skipped socket /{p}")),
+            BackupEvent::SkippedMount(p) => reporter.warn(&format!(
+                "'/{p}' is a mount point inside '{name}'; its contents are not in the backup"
+            )),
+        },
+    );
+    if is_cancelled(cancel) {
+        return Err(EngineError::Interrupted);
+    }
+    let (_, stats) = written.map_err(|e| match e {
         cd_rootfs::backup::BackupError::Write(io) => {
             EngineError::io("cannot write the backup".to_string(), io)
         }
         other => EngineError::Other(format!("backup of '{name}' failed: {other}")),
     })?;
-    enc.finish()
-        .context(|| "cannot finish the backup stream".to_string())?;
+    watched.into_inner().finish().map_err(|e| {
+        if is_cancel_error(&e) {
+            EngineError::Interrupted
+        } else {
+            EngineError::io("cannot finish the backup stream".to_string(), e)
+        }
+    })?;
     Ok(stats)
 }
 

@@ -34,8 +34,12 @@ pub enum EngineError {
         source: io::Error,
     },
 
-    #[error("interrupted; nothing was changed (cached downloads are kept for the next try)")]
+    #[error("interrupted; nothing was changed")]
     Interrupted,
+
+    /// Interrupted work that is not all-or-nothing (copy, sync): what stays is said.
+    #[error("interrupted; {0}")]
+    InterruptedPartway(&'static str),
 
     #[error("{0}")]
     Other(String),

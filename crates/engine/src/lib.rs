@@ -20,6 +20,7 @@ pub mod source;
 pub mod staging;
 pub mod store;
 pub mod transfer;
+mod watch;
 
 pub use error::EngineError;
 pub use paths::StorePaths;

@@ -17,6 +17,8 @@ pub trait Progress: Send + Sync {
     fn set_total(&self, total: u64);
     fn set_message(&self, msg: &str);
     fn finish(&self);
+    /// Whether anyone will see it: work that only feeds a bar (a size estimate) can be skipped.
+    fn is_visible(&self) -> bool;
 }
 
 /// A reporter that says nothing (library callers and tests).
@@ -30,6 +32,9 @@ impl Progress for NoProgress {
     fn set_total(&self, _: u64) {}
     fn set_message(&self, _: &str) {}
     fn finish(&self) {}
+    fn is_visible(&self) -> bool {
+        false
+    }
 }
 
 impl Reporter for Silent {

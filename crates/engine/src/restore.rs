@@ -6,14 +6,17 @@
 
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 
 use cd_rootfs::backup_unpack::unpack_backup;
+use cd_sys::cancel::CancellableReader;
 
 use crate::error::{EngineError, IoContext};
 use crate::names::validate_name;
 use crate::report::Reporter;
 use crate::staging::Staging;
 use crate::store::{ContainerGuard, Store};
+use crate::watch::{is_cancelled, WatchedReader};
 
 #[derive(Debug, Clone)]
 pub struct RestoreSummary {
@@ -22,19 +25,43 @@ pub struct RestoreSummary {
     pub has_manifest: bool,
 }
 
-/// Restore from `file`, or from `stdin` when `None`.
+/// Restore from `file`, or from `stdin` when `None`. Setting `cancel` (Ctrl-C) stops it, even
+/// while it waits on a pipe, and leaves the store as it was.
 pub fn restore(
     store: &Store,
     file: Option<&Path>,
-    stdin: Box<dyn Read>,
+    stdin: Box<dyn Read + Send>,
+    reporter: &dyn Reporter,
+    cancel: Option<&'static AtomicBool>,
+) -> Result<RestoreSummary, EngineError> {
+    let bar = reporter.progress("restoring", 0);
+    let input: Box<dyn Read> = match file {
+        Some(path) => {
+            let f =
+                std::fs::File::open(path).context(|| format!("cannot open {}", path.display()))?;
+            if let Ok(m) = f.metadata() {
+                bar.set_total(m.len());
+            }
+            Box::new(f)
+        }
+        // A pipe can block for as long as its writer likes; the pump keeps Ctrl-C responsive.
+        None => Box::new(CancellableReader::new(stdin, 256 * 1024, cancel)),
+    };
+    let input = WatchedReader::new(input, &*bar, cancel);
+    crate::staging::sweep_abandoned(store);
+    let result = restore_from(store, input, reporter);
+    bar.finish();
+    match result {
+        Err(_) if is_cancelled(cancel) => Err(EngineError::Interrupted),
+        other => other,
+    }
+}
+
+fn restore_from(
+    store: &Store,
+    input: impl Read,
     reporter: &dyn Reporter,
 ) -> Result<RestoreSummary, EngineError> {
-    let input: Box<dyn Read> = match file {
-        Some(path) => Box::new(
-            std::fs::File::open(path).context(|| format!("cannot open {}", path.display()))?,
-        ),
-        None => stdin,
-    };
     let (_, reader) =
         cd_archive::sniffing_decoder(input).context(|| "cannot read the backup".to_string())?;
 

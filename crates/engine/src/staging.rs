@@ -92,3 +92,31 @@ impl Drop for Staging {
         }
     }
 }
+
+/// Staging and set-aside trees left by a run that was killed (SIGKILL, a second Ctrl-C, a
+/// power cut) are removed by the next install or restore, once no one holds their container's lock.
+pub fn sweep_abandoned(store: &crate::store::Store) {
+    let Ok(entries) = std::fs::read_dir(store.paths.containers()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else {
+            continue;
+        };
+        let Some(name) = file_name
+            .strip_prefix(".staging-")
+            .or_else(|| file_name.strip_prefix(".replaced-"))
+        else {
+            continue;
+        };
+        // Busy (our own name, or another run in progress): not abandoned.
+        let Ok(_guard) = store.lock(name) else {
+            continue;
+        };
+        let path = entry.path();
+        if crate::mounts::unmount_all_under(name, &path).is_ok() {
+            let _ = cd_rootfs::remove_tree(&path, &mut |_| {});
+        }
+    }
+}

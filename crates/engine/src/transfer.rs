@@ -80,6 +80,8 @@ pub struct TransferRequest {
     pub dest: String,
     /// `--chown USER[:GROUP]`, resolved in the destination's passwd/group.
     pub chown: Option<String>,
+    /// Set by Ctrl-C: stop before the next entry.
+    pub cancel: Option<&'static std::sync::atomic::AtomicBool>,
 }
 
 pub fn copy(
@@ -94,11 +96,12 @@ pub fn copy(
         recursive,
         move_source,
         owner: prepared.owner,
+        cancel: req.cancel,
     };
     transfer::copy(&prepared.src, &prepared.dst, &opts, &mut |e| {
         report_event(reporter, &e)
     })
-    .map_err(|e| EngineError::Other(format!("copy failed: {e}")))
+    .map_err(|e| transfer_error("copy", e))
 }
 
 pub fn sync(
@@ -113,11 +116,21 @@ pub fn sync(
         checksum,
         delete,
         owner: prepared.owner,
+        cancel: req.cancel,
     };
     transfer::sync(&prepared.src, &prepared.dst, &opts, &mut |e| {
         report_event(reporter, &e)
     })
-    .map_err(|e| EngineError::Other(format!("sync failed: {e}")))
+    .map_err(|e| transfer_error("sync", e))
+}
+
+fn transfer_error(what: &str, e: transfer::TransferError) -> EngineError {
+    match e {
+        transfer::TransferError::Interrupted => EngineError::InterruptedPartway(
+            "entries written before stay; none was left half-written",
+        ),
+        other => EngineError::Other(format!("{what} failed: {other}")),
+    }
 }
 
 struct Prepared {

@@ -10,10 +10,10 @@ use std::sync::Mutex;
 
 use cd_image::{Descriptor, Hasher};
 
-use crate::cancel::{is_cancel_error, sleep_unless_cancelled, CancellableReader};
 use crate::error::{RegistryError, Result};
 use crate::manifest::Repository;
 use crate::transport::{header, transport_error, RegistryClient};
+use cd_sys::cancel::{is_cancel_error, sleep_unless_cancelled, CancellableReader};
 
 const CHUNK: usize = 64 * 1024;
 

@@ -3,11 +3,10 @@
 //! No async runtime: parallel downloads run on scoped threads that are all joined before any
 //! function returns, so callers may fork or `setns` afterwards (ARCHITECTURE.md, decision 1).
 //! The one exception is cancellation: a thread blocked on a stalled server is left behind
-//! (see [`cancel`]) when the process is about to exit anyway.
+//! (see `cd_sys::cancel`) when the process is about to exit anyway.
 
 mod auth;
 mod blob;
-pub mod cancel;
 mod credentials;
 mod error;
 mod manifest;

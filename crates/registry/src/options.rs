@@ -28,7 +28,7 @@ pub struct ClientOptions {
     /// How long a loopback registry gets to start a TLS handshake before plain HTTP is tried.
     pub loopback_tls_probe_timeout: Duration,
     /// Set (e.g. by a Ctrl-C handler) to stop requests and downloads at once, even while a read
-    /// is blocked (see [`crate::cancel`]); they fail with `RegistryError::Cancelled` and keep
+    /// is blocked (see `cd_sys::cancel`); they fail with `RegistryError::Cancelled` and keep
     /// their partial files for a later resume.
     pub cancel: Option<&'static AtomicBool>,
 }

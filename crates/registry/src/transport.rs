@@ -12,11 +12,11 @@ use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 use ureq::{Agent, Body};
 
 use crate::auth::{parse_challenge, percent_encode, Challenge, Token, TokenReply};
-use crate::cancel::{sleep_unless_cancelled, unless_cancelled};
 use crate::credentials::Credentials;
 use crate::error::{RegistryError, Result};
 use crate::options::ClientOptions;
 use crate::retry::{Backoff, RateLimiter};
+use cd_sys::cancel::{sleep_unless_cancelled, unless_cancelled};
 
 /// A synchronous OCI distribution client. Cheap to share between scoped threads (`&self`).
 pub struct RegistryClient {

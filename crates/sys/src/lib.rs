@@ -1,4 +1,5 @@
-//! The only `unsafe` of chroot-distro (ARCHITECTURE.md decision 1 and the `sys/` entry).
+//! The only `unsafe` of chroot-distro (ARCHITECTURE.md decision 1 and the `sys/` entry), and the
+//! small helpers around signals that the rest shares (`cancel`).
 //!
 //! Thin, audited wrappers over the syscalls that entering a container needs: process creation
 //! and exec, namespaces, mounts, credentials, ptys, signals and file descriptors. Everything here
@@ -7,6 +8,7 @@
 //!
 //! Functions documented as *post-fork* are meant for a freshly forked, single-threaded child.
 
+pub mod cancel;
 pub mod creds;
 pub mod fd;
 pub mod mount;

@@ -32,6 +32,7 @@ pub fn run(store: &Store, args: &BackupArgs) -> anyhow::Result<ExitStatus> {
             name: args.container.clone(),
             output,
             compression: args.compress.clone(),
+            cancel: super::cancel_flag(),
         },
         &printer,
     )?;

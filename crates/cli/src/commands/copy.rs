@@ -13,6 +13,7 @@ pub fn run(store: &Store, args: &CopyArgs) -> anyhow::Result<ExitStatus> {
         source: args.source.clone(),
         dest: args.dest.clone(),
         chown: args.chown.clone(),
+        cancel: super::cancel_flag(),
     };
     let stats = transfer::copy(store, &req, args.recursive, args.move_files, &printer)?;
     let verb = if args.move_files { "moved" } else { "copied" };

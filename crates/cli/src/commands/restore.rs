@@ -14,6 +14,7 @@ pub fn run(store: &Store, args: &RestoreArgs) -> anyhow::Result<ExitStatus> {
         args.file.as_deref(),
         Box::new(std::io::stdin()),
         &printer,
+        super::cancel_flag(),
     )?;
     printer.info(&format!(
         "restored container '{}' ({} entries)",

@@ -13,6 +13,7 @@ pub fn run(store: &Store, args: &SyncArgs) -> anyhow::Result<ExitStatus> {
         source: args.source.clone(),
         dest: args.dest.clone(),
         chown: args.chown.clone(),
+        cancel: super::cancel_flag(),
     };
     let stats = transfer::sync(store, &req, args.checksum, args.delete, &printer)?;
     if stats.changed() {

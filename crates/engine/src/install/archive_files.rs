@@ -15,10 +15,10 @@ use cd_image::{Digest, DigestAlgorithm, Hasher};
 use tempfile::TempDir;
 
 use super::archive_stream::{read_error, TarStream};
-use super::watch::is_cancelled;
 use crate::archive_kind::components;
 use crate::error::{EngineError, IoContext};
 use crate::paths::StorePaths;
+use crate::watch::is_cancelled;
 
 /// Files up to this size stay in memory (manifests and configs are a few KiB)...
 const SMALL_FILE: u64 = 1 << 20;

@@ -9,10 +9,10 @@ use std::sync::atomic::AtomicBool;
 
 use cd_archive::Compression;
 
-use super::watch::{is_cancelled, WatchedReader};
 use crate::archive_kind::brief_reason;
 use crate::error::EngineError;
 use crate::report::Progress;
+use crate::watch::{is_cancelled, WatchedReader};
 
 /// The decompressed tar stream of an archive file.
 pub struct TarStream<'a> {

@@ -52,7 +52,7 @@ impl ContainerBuilder {
     ) -> Result<Self, EngineError> {
         std::fs::create_dir_all(store.paths.containers())
             .context(|| format!("cannot create {}", store.paths.containers().display()))?;
-        sweep_abandoned(store);
+        crate::staging::sweep_abandoned(store);
         let staging = Staging::begin(&store.paths, name)?;
         let rootfs = Rootfs::open(staging.rootfs())
             .context(|| format!("cannot open {}", staging.rootfs().display()))?;
@@ -101,34 +101,6 @@ impl ContainerBuilder {
             self.staging.replace(&self.name)
         } else {
             self.staging.commit()
-        }
-    }
-}
-
-/// Staging and set-aside trees left by a run that was killed (SIGKILL, a second Ctrl-C, a
-/// power cut) are removed by the next install, once no one holds their container's lock.
-fn sweep_abandoned(store: &Store) {
-    let Ok(entries) = std::fs::read_dir(store.paths.containers()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(file_name) = file_name.to_str() else {
-            continue;
-        };
-        let Some(name) = file_name
-            .strip_prefix(".staging-")
-            .or_else(|| file_name.strip_prefix(".replaced-"))
-        else {
-            continue;
-        };
-        // Busy (our own name, or another run in progress): not abandoned.
-        let Ok(_guard) = store.lock(name) else {
-            continue;
-        };
-        let path = entry.path();
-        if crate::mounts::unmount_all_under(name, &path).is_ok() {
-            let _ = cd_rootfs::remove_tree(&path, &mut |_| {});
         }
     }
 }

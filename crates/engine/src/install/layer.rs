@@ -11,9 +11,9 @@ use cd_archive::Compression;
 use cd_image::{Digest, Hasher, LayerCompression};
 use cd_rootfs::{apply_tar, ApplyError, ApplyOptions, ApplyStats, Rootfs};
 
-use super::watch::{is_cancelled, WatchedReader};
 use crate::error::EngineError;
 use crate::report::Progress;
+use crate::watch::{is_cancelled, WatchedReader};
 
 /// What the applier needs to know about one layer.
 pub struct LayerJob<'a> {

@@ -9,12 +9,12 @@ use cd_rootfs::{apply_tar, ApplyError, ApplyOptions, ApplyStats};
 use super::archive_image::{self, ImageFormat};
 use super::archive_stream::TarStream;
 use super::builder::ContainerBuilder;
-use super::watch::is_cancelled;
 use super::{wanted_platform, InstallOptions, InstallSummary};
 use crate::archive_kind::{classify, ArchiveKind, Classifier};
 use crate::error::EngineError;
 use crate::report::Reporter;
 use crate::store::Store;
+use crate::watch::is_cancelled;
 
 /// Install the archive file `path` as container `name`.
 pub fn install_path(

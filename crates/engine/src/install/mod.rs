@@ -14,7 +14,6 @@ mod oci_archive;
 mod pipeline;
 mod pull;
 mod url;
-mod watch;
 
 use std::sync::atomic::AtomicBool;
 

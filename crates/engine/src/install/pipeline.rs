@@ -12,10 +12,10 @@ use cd_registry::{RegistryClient, RegistryError, Repository};
 use super::builder::ContainerBuilder;
 use super::layer::{apply_layer, LayerJob};
 use super::manifest_cache::ResolvedImage;
-use super::watch::is_cancelled;
 use crate::error::EngineError;
 use crate::paths::StorePaths;
 use crate::report::{Progress, Reporter};
+use crate::watch::is_cancelled;
 
 /// Where missing blobs come from; `None` means every blob must already be cached.
 pub type Fetcher<'a> = Option<(&'a RegistryClient, &'a Repository)>;

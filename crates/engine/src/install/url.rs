@@ -5,17 +5,17 @@ use std::fs;
 use std::io::{self, BufWriter, Read, Write};
 use std::sync::atomic::AtomicBool;
 
-use cd_registry::cancel::{is_cancel_error, unless_cancelled, CancellableReader};
+use cd_sys::cancel::{is_cancel_error, unless_cancelled, CancellableReader};
 use tempfile::NamedTempFile;
 
 use super::builder::ContainerBuilder;
 use super::local::install_file;
-use super::watch::is_cancelled;
 use super::{InstallOptions, InstallSummary};
 use crate::error::{EngineError, IoContext};
 use crate::paths::StorePaths;
 use crate::report::Reporter;
 use crate::store::Store;
+use crate::watch::is_cancelled;
 
 const CHUNK: usize = 256 * 1024;
 

@@ -26,7 +26,7 @@ pub fn copy(
         src_at,
         src_meta,
         mut walk,
-    } = Start::new(src, dst, opts.owner, on_event)?;
+    } = Start::new(src, dst, opts.owner, opts.cancel, on_event)?;
     // Set once the destination is known (into a directory, or as the named path).
     walk.dst_base = String::new();
     let src_name = src_at.name.clone();
@@ -145,6 +145,7 @@ fn copy_node(
     dst_name: &CStr,
     rel: &[u8],
 ) -> Result<(), TransferError> {
+    walk.check_cancel()?;
     match meta.kind {
         InodeKind::File => {
             let mut file = inode_walk::open_file_at(src_dir, src_name)
@@ -277,8 +278,8 @@ fn put_file(
     rel: &[u8],
 ) -> Result<(), TransferError> {
     refuse_dir_in_the_way(walk, dst_dir, dst_name, rel)?;
-    ops::write_file_atomic(dst_dir, dst_name, file, meta, walk.owner)
-        .map_err(TransferError::io(walk.dst_display(rel)))?;
+    ops::write_file_atomic(dst_dir, dst_name, file, meta, walk.owner, walk.cancel)
+        .map_err(walk.write_error(rel))?;
     walk.stats.copied += 1;
     walk.stats.bytes += meta.size;
     let shown = walk.dst_display(rel);

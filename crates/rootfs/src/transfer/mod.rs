@@ -17,6 +17,7 @@ use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use copy::copy;
 pub use owner::{parse_owner, AccountFiles};
@@ -97,6 +98,9 @@ pub struct CopyOptions {
     pub recursive: bool,
     pub move_source: bool,
     pub owner: Option<Owner>,
+    /// Set by Ctrl-C: the transfer stops before the next entry (or within a big file); what
+    /// was already written stays, the file in progress is not left half-written.
+    pub cancel: Option<&'static AtomicBool>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -106,6 +110,8 @@ pub struct SyncOptions {
     /// Delete destination entries the source does not have.
     pub delete: bool,
     pub owner: Option<Owner>,
+    /// As for [`CopyOptions::cancel`].
+    pub cancel: Option<&'static AtomicBool>,
 }
 
 /// Something a transfer did, for `--verbose`.
@@ -151,6 +157,8 @@ pub enum TransferError {
     Owner(String),
     #[error("{0}")]
     Refused(String),
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// Errors made from a bare `ErrorKind` (as path resolution inside the root makes them) print
@@ -190,6 +198,7 @@ impl<'a> Start<'a> {
         src: &Location,
         dst: &Location,
         owner: Option<Owner>,
+        cancel: Option<&'static AtomicBool>,
         on_event: &'a mut dyn FnMut(TransferEvent<'_>),
     ) -> Result<Start<'a>, TransferError> {
         let src_side = src.side().map_err(TransferError::io(src.display()))?;
@@ -216,6 +225,7 @@ impl<'a> Start<'a> {
             dst_dirs: std::collections::HashSet::new(),
             src_base: src.display(),
             dst_base: dst.display(),
+            cancel,
         };
         Ok(Start {
             src_side,
@@ -239,9 +249,36 @@ struct Walk<'a> {
     dst_dirs: std::collections::HashSet<((u32, u32), u64)>,
     src_base: String,
     dst_base: String,
+    cancel: Option<&'static AtomicBool>,
 }
 
 impl Walk<'_> {
+    fn cancelled(&self) -> bool {
+        self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+
+    /// Called before each entry: Ctrl-C stops the walk there.
+    fn check_cancel(&self) -> Result<(), TransferError> {
+        if self.cancelled() {
+            return Err(TransferError::Interrupted);
+        }
+        Ok(())
+    }
+
+    /// How a failed write of destination entry `rel` is reported: a write cut short by
+    /// Ctrl-C is the interruption, not an I/O error.
+    fn write_error(&self, rel: &[u8]) -> impl FnOnce(io::Error) -> TransferError {
+        let cancelled = self.cancelled();
+        let path = self.dst_display(rel);
+        move |e| {
+            if cancelled {
+                TransferError::Interrupted
+            } else {
+                TransferError::Io { path, source: e }
+            }
+        }
+    }
+
     fn dst_display(&self, rel: &[u8]) -> String {
         join_display(&self.dst_base, rel)
     }

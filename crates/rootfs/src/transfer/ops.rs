@@ -4,7 +4,7 @@ use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 
@@ -17,6 +17,9 @@ use super::Owner;
 pub(crate) const TEMP_PREFIX: &[u8] = b".~cd_sync-";
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// How much of a file is copied between two looks at the cancel flag.
+const COPY_SLICE: u64 = 16 << 20;
 
 fn temp_name() -> CString {
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -48,6 +51,7 @@ pub(crate) fn write_file_atomic(
     src: &mut File,
     src_meta: &InodeMeta,
     owner: Option<Owner>,
+    cancel: Option<&AtomicBool>,
 ) -> io::Result<()> {
     let tmp = temp_name();
     let result = (|| -> io::Result<()> {
@@ -58,8 +62,19 @@ pub(crate) fn write_file_atomic(
             Mode::from_raw_mode(0o600),
         )?;
         let mut out = File::from(fd);
-        // io::copy between two files uses copy_file_range where the kernel allows it.
-        let copied = io::copy(&mut src.take(src_meta.size), &mut out)?;
+        // io::copy between two files uses copy_file_range where the kernel allows it; in
+        // slices, so that Ctrl-C is noticed within a big file.
+        let mut copied = 0;
+        loop {
+            if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(io::Error::other("interrupted"));
+            }
+            let n = io::copy(&mut (&mut *src).take(COPY_SLICE), &mut out)?;
+            copied += n;
+            if n < COPY_SLICE {
+                break;
+            }
+        }
         if copied != src_meta.size {
             return Err(io::Error::other("source changed size while it was copied"));
         }

@@ -32,7 +32,7 @@ pub fn sync(
         src_meta,
         mut walk,
         ..
-    } = Start::new(src, dst, opts.owner, on_event)?;
+    } = Start::new(src, dst, opts.owner, opts.cancel, on_event)?;
 
     if src_meta.kind == InodeKind::Dir {
         let src_dir = match &src_at.name {
@@ -187,8 +187,8 @@ fn sync_node(
                 let limit = walk.dst_limit;
                 ops::remove_tree(dst_dir, dst_name, limit.as_ref()).map_err(dst_err(walk))?;
             }
-            ops::write_file_atomic(dst_dir, dst_name, &mut file, meta, walk.owner)
-                .map_err(dst_err(walk))?;
+            ops::write_file_atomic(dst_dir, dst_name, &mut file, meta, walk.owner, walk.cancel)
+                .map_err(walk.write_error(rel))?;
             walk.stats.copied += 1;
             walk.stats.bytes += meta.size;
             let shown = walk.dst_display(rel);

@@ -244,3 +244,85 @@ fn chown_applies_to_files_and_symlinks_themselves() {
 fn filetime_set(path: &Path, secs: i64) {
     filetime::set_file_mtime(path, filetime::FileTime::from_unix_time(secs, 0)).unwrap();
 }
+
+/// Ctrl-C in the middle of a recursive copy or sync (the flag is raised once the first file is
+/// copied): the walk stops before the next entry, leaves no temp file and reports Interrupted.
+#[test]
+fn a_cancelled_transfer_stops_before_the_next_entry_and_leaves_no_temp_files() {
+    let f = fixture();
+    let src = f.host.join("tree");
+    fs::create_dir_all(&src).unwrap();
+    for i in 0..20 {
+        fs::write(src.join(format!("f{i:02}")), vec![b'x'; 100_000]).unwrap();
+    }
+    type Run = fn(
+        &Path,
+        &Path,
+        &'static AtomicBool,
+        &mut dyn FnMut(TransferEvent<'_>),
+    ) -> Result<TransferStats, TransferError>;
+    let copy_run: Run = |src, root, flag, ev| {
+        let opts = CopyOptions {
+            recursive: true,
+            cancel: Some(flag),
+            ..CopyOptions::default()
+        };
+        copy(&host(src), &container(root, "/copied"), &opts, ev)
+    };
+    let sync_run: Run = |src, root, flag, ev| {
+        let opts = SyncOptions {
+            cancel: Some(flag),
+            ..SyncOptions::default()
+        };
+        sync(&host(src), &container(root, "/synced"), &opts, ev)
+    };
+    for (run, dest) in [(copy_run, "copied"), (sync_run, "synced")] {
+        let flag: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+        let mut copied = 0;
+        let result = run(&src, &f.root, flag, &mut |e| {
+            // The first file (a copy also reports the directory it makes).
+            if matches!(e, TransferEvent::Copied(p) if p.contains("/f")) {
+                copied += 1;
+                flag.store(true, Ordering::Relaxed);
+            }
+        });
+        assert!(
+            matches!(result, Err(TransferError::Interrupted)),
+            "{result:?}"
+        );
+        assert_eq!(copied, 1, "{dest}: the walk went on after Ctrl-C");
+        let left: Vec<_> = fs::read_dir(f.root.join(dest))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(left.len(), 1, "{dest}: {left:?}");
+        assert!(left[0].starts_with('f'), "{dest}: {left:?}");
+    }
+}
+
+/// A flag already set when a big file is being written: the write stops and the temp file goes.
+#[test]
+fn a_cancelled_file_write_removes_its_temp_file() {
+    let f = fixture();
+    let big = f.host.join("big");
+    fs::write(&big, vec![7u8; 1 << 20]).unwrap();
+    let flag: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(true)));
+    let mut src = fs::File::open(&big).unwrap();
+    let meta = crate::inode_walk::stat_fd(std::os::fd::AsFd::as_fd(&src)).unwrap();
+    let dir = crate::inode_walk::open_root_dir(&f.root).unwrap();
+    let err = ops::write_file_atomic(
+        std::os::fd::AsFd::as_fd(&dir),
+        c"big",
+        &mut src,
+        &meta,
+        None,
+        Some(flag),
+    )
+    .unwrap_err();
+    assert_eq!(err.to_string(), "interrupted");
+    let left: Vec<_> = fs::read_dir(&f.root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("etc")]);
+}

@@ -7,9 +7,9 @@
 //! when the process is on its way out; otherwise every such thread is joined before returning,
 //! so callers may still fork or `setns` afterwards (ARCHITECTURE.md, decision 1).
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -208,6 +208,113 @@ impl Read for CancellableReader {
     }
 }
 
+/// A writer whose work happens on a thread of its own: `write` only queues chunks, so a writer
+/// that blocks for seconds (a multi-threaded compressor waiting for its workers) never delays
+/// noticing the flag. [`finish`](Self::finish) waits for the thread to write everything and
+/// run `finish` on the inner writer. Dropped unfinished, it leaves the thread to end by itself.
+pub struct PumpWriter {
+    tx: Option<SyncSender<Vec<u8>>>,
+    buf: Vec<u8>,
+    chunk: usize,
+    result: Receiver<io::Result<()>>,
+    handle: Option<JoinHandle<()>>,
+    flag: Option<&'static AtomicBool>,
+}
+
+impl PumpWriter {
+    pub fn new<W: Write + Send + 'static>(
+        mut inner: W,
+        finish: impl FnOnce(W) -> io::Result<()> + Send + 'static,
+        chunk: usize,
+        flag: Option<&'static AtomicBool>,
+    ) -> PumpWriter {
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
+        let (result_tx, result) = mpsc::sync_channel(1);
+        let handle = std::thread::spawn(move || {
+            let outcome = rx
+                .iter()
+                .try_for_each(|chunk| inner.write_all(&chunk))
+                .and_then(|()| finish(inner));
+            let _ = result_tx.send(outcome);
+        });
+        PumpWriter {
+            tx: Some(tx),
+            buf: Vec::with_capacity(chunk),
+            chunk,
+            result,
+            handle: Some(handle),
+            flag,
+        }
+    }
+
+    fn send_buffer(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let mut item = std::mem::replace(&mut self.buf, Vec::with_capacity(self.chunk));
+        let Some(tx) = &self.tx else {
+            return Err(io::Error::other("the writer has finished"));
+        };
+        loop {
+            match tx.try_send(item) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(back)) => {
+                    if is_set(self.flag) {
+                        return Err(io::Error::other(Cancelled));
+                    }
+                    item = back;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                // The thread stopped on an error: that error is the answer.
+                Err(TrySendError::Disconnected(_)) => return Err(self.thread_error()),
+            }
+        }
+    }
+
+    fn thread_error(&mut self) -> io::Error {
+        match self.result.recv() {
+            Ok(Err(e)) => e,
+            _ => io::Error::other("the writer thread stopped"),
+        }
+    }
+
+    /// Write what is queued, finish the inner writer, and wait for both, giving up early (with
+    /// a cancel error) when the flag is set.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.send_buffer()?;
+        drop(self.tx.take());
+        match wait(&self.result, self.flag) {
+            Waited::Got(outcome) => {
+                if let Some(h) = self.handle.take() {
+                    let _ = h.join();
+                }
+                outcome
+            }
+            Waited::Cancelled => Err(io::Error::other(Cancelled)),
+            Waited::Gone => Err(io::Error::other("the writer thread stopped")),
+        }
+    }
+}
+
+impl Write for PumpWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if is_set(self.flag) {
+            return Err(io::Error::other(Cancelled));
+        }
+        let n = data.len().min(self.chunk - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == self.chunk {
+            self.send_buffer()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        // Hands the bytes on; only `finish` knows they reached the inner writer.
+        self.send_buffer()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,5 +383,73 @@ mod tests {
             Some(flag)
         ));
         assert!(sleep_unless_cancelled(Duration::from_millis(1), None));
+    }
+
+    /// A writer that takes an hour per write, like a compressor stuck behind its workers.
+    struct Slow;
+
+    impl Write for Slow {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            std::thread::sleep(Duration::from_secs(3600));
+            Ok(0)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_pump_writer_passes_everything_and_finishes_its_inner_writer() {
+        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&out);
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i % 253) as u8).collect();
+        let mut w = PumpWriter::new(
+            Vec::new(),
+            move |v: Vec<u8>| {
+                *sink.lock().unwrap() = v;
+                Ok(())
+            },
+            4096,
+            Some(leaked_flag()),
+        );
+        for part in data.chunks(777) {
+            w.write_all(part).unwrap();
+        }
+        w.finish().unwrap();
+        assert_eq!(*out.lock().unwrap(), data);
+    }
+
+    #[test]
+    fn a_pump_writer_gives_up_on_a_stuck_writer_when_the_flag_is_set() {
+        let flag = leaked_flag();
+        let mut w = PumpWriter::new(Slow, |_| Ok(()), 16, Some(flag));
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            flag.store(true, Ordering::Relaxed);
+        });
+        let err = (0..100)
+            .map(|_| w.write_all(&[0u8; 16]))
+            .find_map(Result::err)
+            .expect("the queue filled up and the flag was seen");
+        assert!(is_cancel_error(&err), "{err}");
+    }
+
+    #[test]
+    fn a_pump_writer_reports_its_inner_writers_error() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::other("disk full"))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut w = PumpWriter::new(Full, |_| Ok(()), 8, None);
+        let err = (0..100)
+            .map(|_| w.write_all(&[1u8; 8]))
+            .find_map(Result::err)
+            .map_or_else(|| w.finish().unwrap_err(), |e| e);
+        assert_eq!(err.to_string(), "disk full");
     }
 }
