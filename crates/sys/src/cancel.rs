@@ -446,10 +446,13 @@ mod tests {
             }
         }
         let mut w = PumpWriter::new(Full, |_| Ok(()), 8, None);
-        let err = (0..100)
+        let first = (0..100)
             .map(|_| w.write_all(&[1u8; 8]))
-            .find_map(Result::err)
-            .map_or_else(|| w.finish().unwrap_err(), |e| e);
+            .find_map(Result::err);
+        let err = match first {
+            Some(e) => e,
+            None => w.finish().unwrap_err(),
+        };
         assert_eq!(err.to_string(), "disk full");
     }
 }
