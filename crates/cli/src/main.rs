@@ -9,13 +9,13 @@ mod printer;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::args::{Cli, Command};
 use crate::exit::{report_error, ExitStatus};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse_args() {
         Ok(cli) => cli,
         Err(err) => return exit::usage_error(err),
     };
@@ -26,6 +26,17 @@ fn main() -> ExitCode {
             exit::status_for_error(&err).into()
         }
     }
+}
+
+/// The command line, with help in colour only on a terminal and never when
+/// `CD_FORCE_NO_COLORS` (or the common `NO_COLOR`, which clap honours itself) is set.
+fn parse_args() -> Result<Cli, clap::Error> {
+    let mut command = Cli::command();
+    if std::env::var_os("CD_FORCE_NO_COLORS").is_some_and(|v| !v.is_empty()) {
+        command = command.color(clap::ColorChoice::Never);
+    }
+    let matches = command.try_get_matches()?;
+    Cli::from_arg_matches(&matches)
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {

@@ -72,6 +72,32 @@ fn every_command_and_alias_answers_help() {
     }
 }
 
+/// `script` gives the tool a terminal, where clap colours its help; `CD_FORCE_NO_COLORS` (the
+/// spec's switch) turns that off.
+#[test]
+fn help_on_a_terminal_has_colour_unless_cd_force_no_colors() {
+    let bin = env!("CARGO_BIN_EXE_chroot-distro");
+    let on_a_terminal = |force_plain: bool| {
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-q", "-e", "-c", &format!("{bin} list --help"), "/dev/null"])
+            .env_remove("NO_COLOR")
+            .env_remove("CD_FORCE_NO_COLORS")
+            .env("TERM", "xterm")
+            .stdin(std::process::Stdio::null());
+        if force_plain {
+            cmd.env("CD_FORCE_NO_COLORS", "1");
+        }
+        let out = cmd.output().expect("script(1) from util-linux");
+        assert!(out.status.success(), "{}", describe(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let coloured = on_a_terminal(false);
+    assert!(coloured.contains("\x1b["), "{coloured:?}");
+    let plain = on_a_terminal(true);
+    assert!(plain.contains("Usage:"), "{plain:?}");
+    assert!(!plain.contains('\x1b'), "{plain:?}");
+}
+
 #[test]
 fn top_level_help_and_version() {
     let env = env();
