@@ -15,7 +15,12 @@ cleanup() {
 trap cleanup EXIT
 export XDG_DATA_HOME=$WORK/data XDG_CACHE_HOME=$WORK/cache CHROOT_DISTRO_NO_ELEVATE=1
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+# Bold command lines on a terminal only (and never with CD_FORCE_NO_COLORS or NO_COLOR).
+if [ -t 1 ] && [ -z "${CD_FORCE_NO_COLORS:-}" ] && [ -z "${NO_COLOR:-}" ]; then
+  step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+else
+  step() { printf '\n$ %s\n' "$*"; }
+fi
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
 # 1. An OCI image layout with one layer: busybox, its applets, /etc files.
