@@ -52,8 +52,14 @@ pub struct Classifier {
     names: Vec<Vec<String>>,
     has_oci_layout: bool,
     has_docker_manifest: bool,
+    has_image_files: bool,
+    /// The first component shared by every name so far (`None` once two differ).
+    common_top: Option<Option<String>>,
     count: usize,
 }
+
+/// Entries after which a tree that still sits in one non-root folder is taken for a nested one.
+const NESTED_AFTER: usize = 32;
 
 impl Classifier {
     pub fn observe(&mut self, name: &str) {
@@ -64,10 +70,38 @@ impl Classifier {
         if comps.len() == 1 && comps[0] == "manifest.json" {
             self.has_docker_manifest = true;
         }
+        let top = comps.first().map(String::as_str);
+        let image_file = match comps.len() {
+            1 => matches!(
+                top,
+                Some("index.json" | "repositories" | "manifest.json" | "oci-layout")
+            ),
+            n => top == Some("blobs") && n >= 3 && comps[1].starts_with("sha"),
+        };
+        self.has_image_files |= image_file;
+        if let Some(top) = top {
+            match &self.common_top {
+                None => self.common_top = Some(Some(top.to_string())),
+                Some(Some(t)) if t != top => self.common_top = Some(None),
+                _ => {}
+            }
+        }
         self.count += 1;
         if comps.len() <= MAX_STRIP + 1 {
             self.names.push(comps);
         }
+    }
+
+    /// Whether the names so far make a root filesystem at the top level unlikely (an image
+    /// archive's files, or a tree that so far sits inside one folder that is not a root
+    /// directory). Only a hint for giving up a speculative extraction early: [`finish`]
+    /// decides.
+    ///
+    /// [`finish`]: Classifier::finish
+    pub fn unlikely_flat(&self) -> bool {
+        let nested = self.count >= NESTED_AFTER
+            && matches!(&self.common_top, Some(Some(t)) if !ROOT_MARKERS.contains(&t.as_str()));
+        self.has_image_files || nested
     }
 
     pub fn finish(self) -> Result<ArchiveKind, EngineError> {
@@ -166,6 +200,39 @@ mod tests {
             b.append_data(&mut h, n, std::io::empty()).unwrap();
         }
         b.into_inner().unwrap()
+    }
+
+    fn hint_after(names: &[String]) -> bool {
+        let mut c = Classifier::default();
+        for n in names {
+            c.observe(n);
+        }
+        c.unlikely_flat()
+    }
+
+    #[test]
+    fn image_files_and_nested_trees_make_a_flat_rootfs_unlikely_early() {
+        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(hint_after(&owned(&[
+            "blobs/",
+            "blobs/sha256/",
+            "blobs/sha256/abc"
+        ])));
+        assert!(hint_after(&owned(&["manifest.json"])));
+        assert!(hint_after(&owned(&["./index.json"])));
+        let nested: Vec<String> = (0..40).map(|i| format!("myroot/usr/f{i}")).collect();
+        assert!(!hint_after(&nested[..10]), "too early to tell");
+        assert!(hint_after(&nested));
+        let flat: Vec<String> = (0..40).map(|i| format!("./usr/share/f{i}")).collect();
+        assert!(!hint_after(&flat), "usr/ is a root directory");
+        let mut mixed = owned(&["./bin/", "./etc/passwd"]);
+        mixed.extend(nested);
+        assert!(!hint_after(&mixed));
+        assert!(!hint_after(&owned(&[
+            "./blobs/readme",
+            "./etc/",
+            "./bin/sh"
+        ])));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `install PATH`: a local archive. A first pass over the entries decides what it is (a plain
 //! root filesystem and how deep, an OCI layout, a docker-archive); the second installs it.
 
+use std::cell::Cell;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
@@ -41,8 +42,8 @@ pub fn install_path(
 ///
 /// Most rootfs tarballs need no strip, so the archive is extracted straight away while its
 /// names are classified; only when it turns out to be something else (a tree inside a folder,
-/// an image archive, damaged input) is the extraction thrown away and the archive handled by a
-/// classifying pass and a second one.
+/// an image archive, damaged input) is the extraction given up (as early as the names tell)
+/// and the archive handled by a classifying pass and a second one.
 pub fn install_file(
     store: &Store,
     mut builder: ContainerBuilder,
@@ -150,11 +151,24 @@ fn extract_unstripped(
     let mut stream = TarStream::open(path, &*bar, cancel)?;
     let opts = rootfs_options(0);
     let mut classifier = Classifier::default();
-    let applied = apply_tar(builder.rootfs(), &mut stream, &opts, &mut |p| {
-        classifier.observe(&p.to_string_lossy())
+    // Once the names say this is no flat root filesystem, writing the rest would be wasted:
+    // the reader then ends the extraction, and the classifying pass takes over.
+    let give_up = Cell::new(false);
+    let reader = Abandonable {
+        inner: &mut stream,
+        give_up: &give_up,
+    };
+    let applied = apply_tar(builder.rootfs(), reader, &opts, &mut |p| {
+        classifier.observe(&p.to_string_lossy());
+        if classifier.unlikely_flat() {
+            give_up.set(true);
+        }
     });
     if is_cancelled(cancel) {
         return Err(EngineError::Interrupted);
+    }
+    if give_up.get() {
+        return Ok(Speculation::Other(None));
     }
     let stats = match applied {
         Ok(stats) => stats,
@@ -171,6 +185,21 @@ fn extract_unstripped(
         Ok(kind) => Speculation::Other(Some((kind, compression))),
         Err(_) => Speculation::Other(None),
     })
+}
+
+/// A reader that fails once `give_up` is set.
+struct Abandonable<'a, R> {
+    inner: R,
+    give_up: &'a Cell<bool>,
+}
+
+impl<R: std::io::Read> std::io::Read for Abandonable<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.give_up.get() {
+            return Err(std::io::Error::other("not a flat root filesystem"));
+        }
+        self.inner.read(buf)
+    }
 }
 
 /// How a plain root filesystem tarball maps onto the root: owners kept, `strip` leading
