@@ -138,3 +138,32 @@ fn docker_archive_from_skopeo_installs_and_resets() {
     assert_no_temp_files(&env);
     assert_cache_verified(&env);
 }
+
+/// An OCI layout holding two images for the host (two tags), tarred as it is: the first is
+/// installed and the other is named in a warning, not silently ignored.
+#[test]
+fn an_archive_with_several_images_for_the_platform_says_which_it_installs() {
+    let env = test_env();
+    let work = tempfile::tempdir().unwrap();
+    let mut layout = OciLayout::create(&work.path().join("layout"));
+    layout.add_image("first", &image("the first"));
+    layout.add_image("second", &image("the second"));
+    let archive = work.path().join("two.tar");
+    sh(&format!(
+        "tar -C {} -cf {} .",
+        layout.dir.display(),
+        archive.display()
+    ));
+    let out = env.run(["install", &archive.display().to_string()]);
+    ok(&out);
+    assert!(
+        stderr(&out).contains("holds 2 images for linux/")
+            && stderr(&out).contains("installing the first, first (not second)"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(
+        fs::read_to_string(env.rootfs("two").join("etc/marker")).unwrap(),
+        "the first"
+    );
+}

@@ -30,6 +30,10 @@ pub enum ImageFormat {
 pub struct ArchiveImage {
     pub resolved: ResolvedImage,
     pub layer_files: Vec<String>,
+    /// How the archive names the chosen image and the others for the same platform (an
+    /// archive may hold several images; there is no way to ask for one but the first).
+    pub chosen_label: String,
+    pub also_for_platform: Vec<String>,
 }
 
 pub fn install(
@@ -63,6 +67,15 @@ pub fn install(
     // The rest of the archive (other platforms, documents) goes with the temp directory now.
     drop(files);
     let resolved = &image.resolved;
+    if !image.also_for_platform.is_empty() {
+        reporter.warn(&format!(
+            "the archive holds {} images for {}; installing the first, {} (not {})",
+            image.also_for_platform.len() + 1,
+            resolved.platform,
+            image.chosen_label,
+            image.also_for_platform.join(", ")
+        ));
+    }
     reporter.info(&format!(
         "Installing the {} image for {} ({} layers)",
         match format {
@@ -81,6 +94,21 @@ pub fn install(
         name,
         has_entrypoint: has_entrypoint(&resolved.config),
     })
+}
+
+/// The labels of the images other than `chosen` that have its platform.
+pub fn same_platform_labels(
+    platforms: &[Platform],
+    labels: &[String],
+    chosen: usize,
+) -> Vec<String> {
+    platforms
+        .iter()
+        .zip(labels)
+        .enumerate()
+        .filter(|(i, (p, _))| *i != chosen && **p == platforms[chosen])
+        .map(|(_, (_, l))| l.clone())
+        .collect()
 }
 
 /// The image among `platforms` that best fits `wanted`.

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::archive_files::ArchiveFiles;
-use super::archive_image::{choose_platform, parse_config, ArchiveImage};
+use super::archive_image::{choose_platform, parse_config, same_platform_labels, ArchiveImage};
 use super::manifest_cache::ResolvedImage;
 use crate::error::EngineError;
 
@@ -17,6 +17,8 @@ use crate::error::EngineError;
 struct SavedImage {
     #[serde(rename = "Config")]
     config: String,
+    #[serde(rename = "RepoTags", default)]
+    repo_tags: Option<Vec<String>>,
     #[serde(rename = "Layers", default)]
     layers: Vec<String>,
 }
@@ -48,6 +50,15 @@ pub fn resolve(files: &ArchiveFiles, wanted: &Platform) -> Result<ArchiveImage, 
     }
     let platforms: Vec<Platform> = configs.iter().map(|(_, _, c)| c.platform()).collect();
     let i = choose_platform(&platforms, wanted)?;
+    let labels: Vec<String> = images
+        .iter()
+        .enumerate()
+        .map(|(n, img)| match img.repo_tags.as_deref() {
+            Some([tag, ..]) => tag.clone(),
+            _ => format!("image {}", n + 1),
+        })
+        .collect();
+    let also_for_platform = same_platform_labels(&platforms, &labels, i);
     let image = &images[i];
     let (config_bytes, config_json, config) = configs.swap_remove(i);
     // Without diff_ids nothing would tie the layer files to the image: refuse rather than
@@ -98,6 +109,8 @@ pub fn resolve(files: &ArchiveFiles, wanted: &Platform) -> Result<ArchiveImage, 
             config,
         },
         layer_files: image.layers.clone(),
+        chosen_label: labels[i].clone(),
+        also_for_platform,
     })
 }
 

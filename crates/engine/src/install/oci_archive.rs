@@ -5,7 +5,7 @@
 use cd_image::{parse_manifest_any, Descriptor, Digest, ManifestKind, Platform};
 
 use super::archive_files::{blob_path, ArchiveFiles};
-use super::archive_image::{choose_platform, parse_config, ArchiveImage};
+use super::archive_image::{choose_platform, parse_config, same_platform_labels, ArchiveImage};
 use super::manifest_cache::ResolvedImage;
 use crate::error::EngineError;
 
@@ -15,7 +15,11 @@ const MAX_DEPTH: usize = 4;
 struct Candidate {
     manifest_json: Vec<u8>,
     platform: Platform,
+    /// Its `org.opencontainers.image.ref.name` (or its index's), else a short digest.
+    label: String,
 }
+
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 pub fn resolve(files: &ArchiveFiles, wanted: &Platform) -> Result<ArchiveImage, EngineError> {
     let index = files.document("index.json")?.ok_or_else(|| {
@@ -37,14 +41,17 @@ pub fn resolve(files: &ArchiveFiles, wanted: &Platform) -> Result<ArchiveImage, 
         }
     };
     let mut candidates = Vec::new();
-    collect(files, &index.manifests, 0, &mut candidates)?;
+    collect(files, &index.manifests, 0, None, &mut candidates)?;
     if candidates.is_empty() {
         return Err(EngineError::Other(
             "the OCI archive holds no image manifest; it is incomplete or not an image".to_string(),
         ));
     }
     let platforms: Vec<Platform> = candidates.iter().map(|c| c.platform.clone()).collect();
-    let chosen = &candidates[choose_platform(&platforms, wanted)?];
+    let labels: Vec<String> = candidates.iter().map(|c| c.label.clone()).collect();
+    let index = choose_platform(&platforms, wanted)?;
+    let also_for_platform = same_platform_labels(&platforms, &labels, index);
+    let chosen = &candidates[index];
 
     let manifest_json: serde_json::Value = serde_json::from_slice(&chosen.manifest_json)
         .map_err(|e| EngineError::Other(format!("the image manifest is unreadable: {e}")))?;
@@ -89,6 +96,8 @@ pub fn resolve(files: &ArchiveFiles, wanted: &Platform) -> Result<ArchiveImage, 
             platform,
         },
         layer_files,
+        chosen_label: chosen.label.clone(),
+        also_for_platform,
     })
 }
 
@@ -98,16 +107,22 @@ fn collect(
     files: &ArchiveFiles,
     descriptors: &[Descriptor],
     depth: usize,
+    parent_label: Option<&str>,
     out: &mut Vec<Candidate>,
 ) -> Result<(), EngineError> {
     for d in descriptors {
+        let label = d
+            .annotations
+            .get(REF_NAME)
+            .map(String::as_str)
+            .or(parent_label);
         let Some(bytes) = verified_blob(files, &d.digest)? else {
             continue;
         };
         let media_type = Some(d.media_type.as_str()).filter(|t| !t.is_empty());
         match parse_manifest_any(&bytes, media_type) {
             Ok(ManifestKind::Index(index)) if depth < MAX_DEPTH => {
-                collect(files, &index.manifests, depth + 1, out)?;
+                collect(files, &index.manifests, depth + 1, label, out)?;
             }
             Ok(ManifestKind::Image(m)) => {
                 let platform = match &d.platform {
@@ -120,6 +135,8 @@ fn collect(
                 out.push(Candidate {
                     manifest_json: bytes,
                     platform,
+                    label: label
+                        .map_or_else(|| format!("{:.19}", d.digest.to_string()), str::to_string),
                 });
             }
             // Artifacts (signatures, attestations) and anything else: not an installable image.
