@@ -428,3 +428,56 @@ fn ctrl_c_ends_a_restore_waiting_on_a_stalled_pipe_and_leaves_nothing() {
     assert!(!staging.exists(), "the staging tree was left behind");
     assert!(!env.container_dir("box").exists());
 }
+
+/// Backups onto a full disk and restores into a full store fail in one line and leave nothing:
+/// no partial backup file, no half-restored container.
+#[test]
+fn a_full_disk_fails_backup_and_restore_in_one_line_and_leaves_nothing() {
+    let env = env();
+    make_big_box(&env);
+    let work = tempfile::tempdir().unwrap();
+    let small = work.path().join("small");
+    fs::create_dir_all(&small).unwrap();
+    let backup_file = work.path().join("box.tar");
+    ok(
+        &env,
+        &["backup", "-o", backup_file.to_str().unwrap(), "box"],
+    );
+    // Both tmpfs mounts live in a mount namespace private to this test.
+    cd_testkit::mntns::in_private_mount_ns(|| {
+        let mount = |dir: &Path| {
+            let status = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+                .arg(dir)
+                .status()
+                .unwrap();
+            assert!(status.success(), "cannot mount a tmpfs for the test");
+        };
+        mount(&small);
+        let target = small.join("box.tar");
+        let out = env
+            .cmd(["backup", "-o"])
+            .arg(&target)
+            .arg("box")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        let line = cd_testkit::outcome::error_line(&out);
+        assert!(line.contains("the disk is full"), "{line}");
+        assert!(names_in(&small).is_empty(), "{:?}", names_in(&small));
+
+        ok(&env, &["remove", "-q", "box"]);
+        mount(&env.data_home());
+        let out = env.run(["restore", backup_file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        let line = cd_testkit::outcome::error_line(&out);
+        assert!(line.contains("disk is full"), "{line}");
+        let containers = env.store_dir().join("containers");
+        let left = if containers.exists() {
+            names_in(&containers)
+        } else {
+            Vec::new()
+        };
+        assert!(left.is_empty(), "{left:?}");
+    });
+}

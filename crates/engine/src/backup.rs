@@ -201,19 +201,27 @@ fn write_to(
         return Err(EngineError::Interrupted);
     }
     let (_, stats) = written.map_err(|e| match e {
-        cd_rootfs::backup::BackupError::Write(io) => {
-            EngineError::io("cannot write the backup".to_string(), io)
-        }
+        cd_rootfs::backup::BackupError::Write(io) => write_error(io),
         other => EngineError::Other(format!("backup of '{name}' failed: {other}")),
     })?;
     watched.into_inner().finish().map_err(|e| {
         if is_cancel_error(&e) {
             EngineError::Interrupted
         } else {
-            EngineError::io("cannot finish the backup stream".to_string(), e)
+            write_error(e)
         }
     })?;
     Ok(stats)
+}
+
+fn write_error(e: std::io::Error) -> EngineError {
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        return EngineError::Other(
+            "the disk is full; free some space or write the backup elsewhere (nothing was kept)"
+                .to_string(),
+        );
+    }
+    EngineError::io("cannot write the backup".to_string(), e)
 }
 
 #[cfg(test)]

@@ -84,6 +84,11 @@ fn restore_from(
         reporter.verbose(&format!("/{p}"))
     })
     .map_err(|e| {
+        if e.is_storage_full() {
+            return EngineError::Other(
+                "the disk is full; free some space and retry (nothing was restored)".to_string(),
+            );
+        }
         // The tar parser quotes the bytes it choked on: keep the line readable.
         let brief = crate::archive_kind::brief_reason(&e);
         let hint = if brief.starts_with("cannot read the archive") {

@@ -47,6 +47,19 @@ pub enum UnpackError {
     Refused(String),
 }
 
+impl UnpackError {
+    /// Whether the restore ran out of disk space.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            UnpackError::Archive(e) | UnpackError::Write { source: e, .. } => {
+                e.kind() == io::ErrorKind::StorageFull
+            }
+            UnpackError::Apply(e) => e.is_storage_full(),
+            _ => false,
+        }
+    }
+}
+
 /// What was restored.
 #[derive(Debug, Default)]
 pub struct Unpacked {
