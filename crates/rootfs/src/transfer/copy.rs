@@ -158,9 +158,7 @@ fn copy_node(
             refuse_dir_in_the_way(walk, dst_dir, dst_name, rel)?;
             ops::replace_symlink(dst_dir, dst_name, &target, meta.mtime, walk.owner)
                 .map_err(TransferError::io(walk.dst_display(rel)))?;
-            walk.stats.copied += 1;
-            let shown = walk.dst_display(rel);
-            walk.event(TransferEvent::Copied(&shown));
+            walk.copied(rel, 0);
             Ok(())
         }
         InodeKind::Dir => {
@@ -169,12 +167,7 @@ fn copy_node(
             copy_dir(walk, opts, fd.as_fd(), meta, dst_dir, dst_name, rel)
         }
         InodeKind::Fifo | InodeKind::CharDevice | InodeKind::BlockDevice | InodeKind::Socket => {
-            walk.stats.skipped += 1;
-            let shown = walk.src_display(rel);
-            walk.event(TransferEvent::Skipped {
-                path: &shown,
-                why: "special file",
-            });
+            walk.skipped(rel, "special file");
             Ok(())
         }
     }
@@ -204,9 +197,7 @@ fn copy_dir(
         inode_walk::stat_fd(dst.as_fd()).map_err(TransferError::io(walk.dst_display(rel)))?;
     walk.dst_dirs.insert((dst_meta.dev, dst_meta.ino));
     if created {
-        walk.stats.copied += 1;
-        let shown = walk.dst_display(rel);
-        walk.event(TransferEvent::Copied(&shown));
+        walk.copied(rel, 0);
     }
     for name in inode_walk::list_dir(src).map_err(TransferError::io(walk.src_display(rel)))? {
         let child = child_rel(rel, &name);
@@ -246,9 +237,7 @@ pub(super) fn skip_source(walk: &mut Walk<'_>, meta: &InodeMeta, rel: &[u8]) -> 
     } else {
         return false;
     };
-    walk.stats.skipped += 1;
-    let shown = walk.src_display(rel);
-    walk.event(TransferEvent::Skipped { path: &shown, why });
+    walk.skipped(rel, why);
     true
 }
 
@@ -280,10 +269,7 @@ fn put_file(
     refuse_dir_in_the_way(walk, dst_dir, dst_name, rel)?;
     ops::write_file_atomic(dst_dir, dst_name, file, meta, walk.owner, walk.cancel)
         .map_err(walk.write_error(rel))?;
-    walk.stats.copied += 1;
-    walk.stats.bytes += meta.size;
-    let shown = walk.dst_display(rel);
-    walk.event(TransferEvent::Copied(&shown));
+    walk.copied(rel, meta.size);
     Ok(())
 }
 

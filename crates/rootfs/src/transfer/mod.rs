@@ -253,6 +253,28 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
+    /// Count destination entry `rel` as written (`bytes` of file data) and report it.
+    fn copied(&mut self, rel: &[u8], bytes: u64) {
+        self.stats.copied += 1;
+        self.stats.bytes += bytes;
+        let shown = self.dst_display(rel);
+        self.event(TransferEvent::Copied(&shown));
+    }
+
+    /// Count destination entry `rel` as fixed in place (mode, owner) and report it.
+    fn updated(&mut self, rel: &[u8]) {
+        self.stats.updated += 1;
+        let shown = self.dst_display(rel);
+        self.event(TransferEvent::Updated(&shown));
+    }
+
+    /// Count source entry `rel` as left out, and why.
+    fn skipped(&mut self, rel: &[u8], why: &'static str) {
+        self.stats.skipped += 1;
+        let shown = self.src_display(rel);
+        self.event(TransferEvent::Skipped { path: &shown, why });
+    }
+
     fn cancelled(&self) -> bool {
         self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
     }

@@ -137,9 +137,7 @@ fn sync_dir(
             .map_err(TransferError::io(walk.dst_display(rel)))?;
     }
     if attrs_differ && !rel.is_empty() {
-        walk.stats.updated += 1;
-        let shown = walk.dst_display(rel);
-        walk.event(TransferEvent::Updated(&shown));
+        walk.updated(rel);
     }
     Ok(())
 }
@@ -189,10 +187,7 @@ fn sync_node(
             }
             ops::write_file_atomic(dst_dir, dst_name, &mut file, meta, walk.owner, walk.cancel)
                 .map_err(walk.write_error(rel))?;
-            walk.stats.copied += 1;
-            walk.stats.bytes += meta.size;
-            let shown = walk.dst_display(rel);
-            walk.event(TransferEvent::Copied(&shown));
+            walk.copied(rel, meta.size);
         }
         InodeKind::Symlink => {
             let target = ops::readlink(src_dir, src_name)
@@ -202,9 +197,7 @@ fn sync_node(
                 if theirs == target {
                     if let Some(owner) = walk.owner.filter(|o| !o.matches(d.uid, d.gid)) {
                         ops::lchown(dst_dir, dst_name, owner).map_err(dst_err(walk))?;
-                        walk.stats.updated += 1;
-                        let shown = walk.dst_display(rel);
-                        walk.event(TransferEvent::Updated(&shown));
+                        walk.updated(rel);
                     }
                     return Ok(());
                 }
@@ -215,30 +208,21 @@ fn sync_node(
             }
             ops::replace_symlink(dst_dir, dst_name, &target, meta.mtime, walk.owner)
                 .map_err(dst_err(walk))?;
-            walk.stats.copied += 1;
-            let shown = walk.dst_display(rel);
-            walk.event(TransferEvent::Copied(&shown));
+            walk.copied(rel, 0);
         }
         InodeKind::Dir => {
             let limit = walk.dst_limit;
             let (dst, created) =
                 ops::ensure_dir(dst_dir, dst_name, true, limit.as_ref()).map_err(dst_err(walk))?;
             if created {
-                walk.stats.copied += 1;
-                let shown = walk.dst_display(rel);
-                walk.event(TransferEvent::Copied(&shown));
+                walk.copied(rel, 0);
             }
             let src = inode_walk::open_dir_at(src_dir, src_name)
                 .map_err(TransferError::io(walk.src_display(rel)))?;
             sync_dir(walk, opts, src.as_fd(), meta, dst.as_fd(), rel)?;
         }
         InodeKind::Fifo | InodeKind::CharDevice | InodeKind::BlockDevice | InodeKind::Socket => {
-            walk.stats.skipped += 1;
-            let shown = walk.src_display(rel);
-            walk.event(TransferEvent::Skipped {
-                path: &shown,
-                why: "special file",
-            });
+            walk.skipped(rel, "special file");
         }
     }
     Ok(())
@@ -272,8 +256,6 @@ fn fix_file_attrs(
         Ok(())
     })();
     res.map_err(TransferError::io(walk.dst_display(rel)))?;
-    walk.stats.updated += 1;
-    let shown = walk.dst_display(rel);
-    walk.event(TransferEvent::Updated(&shown));
+    walk.updated(rel);
     Ok(())
 }
