@@ -83,6 +83,17 @@ fn check_restored(env: &TestEnv) {
     assert!(manifest.contains("busybox:test"));
 }
 
+/// `backup -c COMPRESSION box` to stdout, as bytes.
+fn backup_to_stdout(env: &TestEnv, compression: &str) -> Vec<u8> {
+    let out = env
+        .cmd(["backup", "-c", compression, "box"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    out.stdout
+}
+
 fn ok(env: &TestEnv, args: &[&str]) {
     let out = env.run(args);
     assert!(out.status.success(), "{args:?}\n{}", describe(&out));
@@ -119,13 +130,8 @@ fn forced_compression_overrides_the_extension() {
 fn round_trip_through_a_pipe() {
     let env = env();
     make_box(&env);
-    let backup = env
-        .cmd(["backup", "-c", "gzip", "box"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(backup.status.success(), "{}", describe(&backup));
-    assert_eq!(&backup.stdout[..2], &[0x1f, 0x8b]);
+    let backup = backup_to_stdout(&env, "gzip");
+    assert_eq!(&backup[..2], &[0x1f, 0x8b]);
     ok(&env, &["remove", "-q", "box"]);
     let mut child = env
         .cmd(["restore"])
@@ -134,12 +140,7 @@ fn round_trip_through_a_pipe() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&backup.stdout)
-        .unwrap();
+    child.stdin.take().unwrap().write_all(&backup).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", describe(&out));
     check_restored(&env);
@@ -398,12 +399,7 @@ fn an_interrupted_backup_leaves_no_file_and_a_killed_one_no_file_under_its_name(
 fn ctrl_c_ends_a_restore_waiting_on_a_stalled_pipe_and_leaves_nothing() {
     let env = env();
     make_big_box(&env);
-    let backup = env
-        .cmd(["backup", "-c", "none", "box"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(backup.status.success(), "{}", describe(&backup));
+    let backup = backup_to_stdout(&env, "none");
     ok(&env, &["remove", "-q", "box"]);
 
     let mut child = env
@@ -415,9 +411,7 @@ fn ctrl_c_ends_a_restore_waiting_on_a_stalled_pipe_and_leaves_nothing() {
         .unwrap();
     // Half the archive, then the writer goes quiet but keeps the pipe open.
     let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(&backup.stdout[..backup.stdout.len() / 2])
-        .unwrap();
+    stdin.write_all(&backup[..backup.len() / 2]).unwrap();
     let staging = env.store_dir().join("containers/.staging-box");
     wait_for("the restore's staging tree", || staging.exists());
     std::thread::sleep(std::time::Duration::from_millis(200));
