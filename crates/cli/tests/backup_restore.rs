@@ -373,6 +373,23 @@ fn an_interrupted_backup_leaves_no_file_and_a_killed_one_no_file_under_its_name(
         names_in(out_dir.path())
     );
 
+    // Two Ctrl-Cs in a row: whether the second ends the process at once (taking the temp file
+    // with it, see cd-sys's signal tests) or the first was already handled, no file is left.
+    let child = started();
+    let pid = child.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = interrupt_and_wait(child, std::time::Duration::from_secs(5));
+    assert_eq!(out.status.code(), Some(130), "{}", describe(&out));
+    assert!(
+        names_in(out_dir.path()).is_empty(),
+        "{:?}",
+        names_in(out_dir.path())
+    );
+
     let mut child = started();
     child.kill().unwrap();
     child.wait().unwrap();

@@ -122,6 +122,8 @@ fn write_file(
         .suffix(".partial")
         .tempfile_in(dir)
         .context(|| format!("cannot create {}", path.display()))?;
+    // A second Ctrl-C ends the process without unwinding: the temp file goes with it.
+    let _abort = cd_sys::signal::remove_on_abort(tmp.path());
     let file = tmp
         .as_file()
         .try_clone()

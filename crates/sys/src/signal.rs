@@ -119,13 +119,53 @@ pub fn block(signals: &[i32]) {
 
 static CANCEL_REQUESTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// A file the process removes even when a second signal makes it quit at once (see
+/// [`remove_on_abort`]); null when there is none.
+static ABORT_UNLINK: std::sync::atomic::AtomicPtr<libc::c_char> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
 extern "C" fn request_cancel(_signal: libc::c_int) {
-    // Only async-signal-safe work here: an atomic swap, and `_exit` when the user insists
-    // (a second Ctrl-C while the first is still being honoured, e.g. behind a stalled server;
-    // what was staged is cleared by the next run).
+    // Only async-signal-safe work here: an atomic swap, and `unlink` + `_exit` when the user
+    // insists (a second Ctrl-C while the first is still being honoured, e.g. behind a stalled
+    // server; what was staged in the store is cleared by the next run).
     if CANCEL_REQUESTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        let path = ABORT_UNLINK.load(std::sync::atomic::Ordering::SeqCst);
+        if !path.is_null() {
+            // SAFETY: a NUL-terminated string that is never freed (see remove_on_abort);
+            // unlink is async-signal-safe.
+            unsafe { libc::unlink(path) };
+        }
         // SAFETY: _exit is async-signal-safe and takes no pointers.
         unsafe { libc::_exit(130) };
+    }
+}
+
+/// Until the guard is dropped, a second cancel signal (which ends the process at once) also
+/// removes `path`: for a temporary file that must not outlive an abandoned run. One path at a
+/// time; a newer guard replaces the older one's path.
+pub fn remove_on_abort(path: &std::path::Path) -> AbortUnlink {
+    use std::os::unix::ffi::OsStrExt;
+    // Leaked on purpose (a few bytes per call): the handler may be reading it on another
+    // thread at the very moment the guard is dropped, so it is never freed.
+    let raw = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_or(std::ptr::null_mut(), std::ffi::CString::into_raw);
+    ABORT_UNLINK.store(raw, std::sync::atomic::Ordering::SeqCst);
+    AbortUnlink { raw }
+}
+
+pub struct AbortUnlink {
+    raw: *mut libc::c_char,
+}
+
+impl Drop for AbortUnlink {
+    fn drop(&mut self) {
+        // Only ours is cleared: a newer guard may have replaced it.
+        let _ = ABORT_UNLINK.compare_exchange(
+            self.raw,
+            std::ptr::null_mut(),
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+        );
     }
 }
 
@@ -149,4 +189,48 @@ pub fn cancel_flag_on(signals: &[i32]) -> io::Result<&'static std::sync::atomic:
         }
     }
     Ok(&CANCEL_REQUESTED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHILD: &str = "CD_SYS_ABORT_CHILD";
+
+    /// Runs twice: as the test, which starts this same test binary as a child; and as that
+    /// child, which takes Ctrl-C twice (the handler is process-wide, so it must not run in the
+    /// test harness's own process).
+    #[test]
+    fn a_second_signal_removes_the_registered_file_and_exits_130() {
+        if let Some(path) = std::env::var_os(CHILD) {
+            let flag = cancel_flag_on(&[SIGINT]).expect("install the handler");
+            let _guard = remove_on_abort(std::path::Path::new(&path));
+            // SAFETY: raise(3) only delivers a signal to this thread.
+            unsafe { libc::raise(SIGINT) };
+            assert!(flag.load(std::sync::atomic::Ordering::SeqCst));
+            // SAFETY: as above; this one ends the process.
+            unsafe { libc::raise(SIGINT) };
+            unreachable!("the second signal should have ended the process");
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("backup.tar.partial");
+        std::fs::write(&file, b"half").expect("write the file");
+        let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "signal::tests::a_second_signal_removes_the_registered_file_and_exits_130",
+                "--test-threads=1",
+            ])
+            .env(CHILD, &file)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("run the child");
+        assert_eq!(status.code(), Some(130));
+        assert!(!file.exists(), "the registered file survived");
+        // A dropped guard no longer points at anything.
+        drop(remove_on_abort(&file));
+        assert!(ABORT_UNLINK
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .is_null());
+    }
 }
