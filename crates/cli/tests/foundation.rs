@@ -529,3 +529,55 @@ mod elevation {
         assert!(log(&bin_dir).is_empty(), "list never elevates");
     }
 }
+
+/// `remove` first moves the container aside in one rename: killed while deleting, it leaves no
+/// half container that still lists or logs in, and the next install sweeps the remains.
+#[test]
+fn a_remove_killed_midway_leaves_no_half_container() {
+    let env = env();
+    let rootfs = env.make_container("c", busybox::populate);
+    for d in 0..20 {
+        let dir = rootfs.join(format!("data/{d}"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..200 {
+            fs::write(dir.join(f.to_string()), b"x").unwrap();
+        }
+    }
+    let aside = env.store_dir().join("containers/.removing-c");
+    let mut child = env
+        .cmd(["remove", "-v", "c"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !aside.exists() && child.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "remove never started");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let _ = child.kill();
+    child.wait().unwrap();
+    assert!(
+        aside.exists(),
+        "the removal finished before it could be killed"
+    );
+    assert!(!env.container_dir("c").exists(), "a half container is left");
+    assert_eq!(stdout(&env.run(["list", "-q"])), "");
+
+    // The next install takes the remains away.
+    let tree = env.root().join("tree");
+    busybox::populate(&tree);
+    let tarball = env.root().join("r.tar");
+    let status = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&tree)
+        .args(["-cf"])
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = env.run(["install", tarball.to_str().unwrap(), "-n", "d"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(!aside.exists(), "the remains of the removal were not swept");
+}

@@ -82,6 +82,11 @@ impl StorePaths {
     pub fn staging(&self, name: &str) -> PathBuf {
         self.containers().join(format!(".staging-{name}"))
     }
+    /// Where `remove` moves a container before deleting it, so that an interrupted removal
+    /// leaves no half-deleted container behind (the next install or restore sweeps it).
+    pub fn removing(&self, name: &str) -> PathBuf {
+        self.containers().join(format!(".removing-{name}"))
+    }
     pub fn layer_cache(&self) -> PathBuf {
         self.cache.join("oci_layers")
     }

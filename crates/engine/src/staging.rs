@@ -93,7 +93,7 @@ impl Drop for Staging {
     }
 }
 
-/// Staging and set-aside trees left by a run that was killed (SIGKILL, a second Ctrl-C, a
+/// Staging, set-aside and half-removed trees left by a run that was killed (SIGKILL, a second Ctrl-C, a
 /// power cut) are removed by the next install or restore, once no one holds their container's lock.
 pub fn sweep_abandoned(store: &crate::store::Store) {
     let Ok(entries) = std::fs::read_dir(store.paths.containers()) else {
@@ -107,6 +107,7 @@ pub fn sweep_abandoned(store: &crate::store::Store) {
         let Some(name) = file_name
             .strip_prefix(".staging-")
             .or_else(|| file_name.strip_prefix(".replaced-"))
+            .or_else(|| file_name.strip_prefix(".removing-"))
         else {
             continue;
         };

@@ -244,8 +244,20 @@ impl Store {
                 "released {released} leftover mount(s) under '{name}'"
             ));
         }
-        let stats = cd_rootfs::remove_tree(&dir, &mut |p: &Path| {
-            reporter.verbose(&format!("removed {}", p.display()))
+        // One rename takes the container away whole; deleting the files can then be cut short
+        // (Ctrl-C, a crash) without leaving a half container that still lists and logs in.
+        let doomed = self.paths.removing(name);
+        if doomed.symlink_metadata().is_ok() {
+            cd_rootfs::remove_tree(&doomed, &mut |_| {})
+                .context(|| format!("cannot clear stale {}", doomed.display()))?;
+        }
+        std::fs::rename(&dir, &doomed).context(|| format!("cannot remove container '{name}'"))?;
+        let shown = |p: &Path| match p.strip_prefix(&doomed) {
+            Ok(rel) => dir.join(rel),
+            Err(_) => p.to_path_buf(),
+        };
+        let stats = cd_rootfs::remove_tree(&doomed, &mut |p: &Path| {
+            reporter.verbose(&format!("removed {}", shown(p).display()))
         })
         .context(|| format!("cannot remove container '{name}'"))?;
         let state = self.paths.state_dir(name);
