@@ -105,4 +105,40 @@ fn stores_and_caches_are_shared_with_the_python_tool() {
     let out = python(&env, &tool, &["diff", "rs"]);
     assert!(out.status.success(), "python diff: {}", describe(&out));
     assert!(!stdout(&out).contains("etc/marker"), "{}", describe(&out));
+
+    // Backups go both ways: each restores the other's .tar.gz, record included.
+    let backups = tempfile::tempdir().unwrap();
+    let ours = backups.path().join("rs.tar.gz");
+    let theirs = backups.path().join("py.tar.gz");
+    let out = env.run(["backup", "-q", "-o", ours.to_str().unwrap(), "rs"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = python(
+        &env,
+        &tool,
+        &["backup", "-o", theirs.to_str().unwrap(), "py"],
+    );
+    assert!(out.status.success(), "python backup: {}", describe(&out));
+    for name in ["rs", "py"] {
+        let out = env.run(["remove", "-q", name]);
+        assert!(out.status.success(), "{}", describe(&out));
+    }
+    let out = python(&env, &tool, &["restore", ours.to_str().unwrap()]);
+    let said = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && !said.contains("[!]"),
+        "python restore of our backup: {}",
+        describe(&out)
+    );
+    let out = env.run(["restore", "-q", theirs.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", describe(&out));
+    for name in ["rs", "py"] {
+        let out = env.run(["run", name]);
+        assert!(out.status.success(), "{name}: {}", describe(&out));
+        assert_eq!(stdout(&out).trim(), "entrypoint says hi", "{name}");
+        assert_eq!(
+            std::fs::read_to_string(env.rootfs(name).join("etc/marker")).unwrap(),
+            "from the image",
+            "{name}"
+        );
+    }
 }

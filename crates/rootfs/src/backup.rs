@@ -67,15 +67,8 @@ pub fn write_backup<W: Write>(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let mut top = Header::new_gnu();
-    top.set_entry_type(EntryType::Directory);
-    top.set_size(0);
-    top.set_uid(0);
-    top.set_gid(0);
-    top.set_mode(0o755);
-    top.set_mtime(now);
-    tar.append(&format!("{name}/").into_bytes(), None, &mut top, &[], None)
-        .map_err(BackupError::Write)?;
+    // No `<name>/` entry of its own: the published Python tool refuses archives that have one,
+    // and the container directory has nothing worth keeping.
     if let Some(bytes) = manifest {
         let mut h = Header::new_gnu();
         h.set_entry_type(EntryType::Regular);
