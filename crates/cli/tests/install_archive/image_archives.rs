@@ -1,4 +1,4 @@
-//! OCI archives and docker-archives written by skopeo: install, platforms, run and reset.
+//! Image archives: OCI archives and docker-archives written by skopeo, `docker save` layouts old and new; install, platforms, run and reset.
 
 use super::*;
 
@@ -166,4 +166,112 @@ fn an_archive_with_several_images_for_the_platform_says_which_it_installs() {
         fs::read_to_string(env.rootfs("two").join("etc/marker")).unwrap(),
         "the first"
     );
+}
+
+/// The layout of `docker save` before Docker 25 (what the Python tool unpacks wrongly): each
+/// layer as `<id>/layer.tar` beside `<id>/json` and `<id>/VERSION`, a `repositories` file, and
+/// `manifest.json` pointing at them.
+#[test]
+fn legacy_docker_save_archives_install_with_whiteouts_and_run() {
+    let env = test_env();
+    let lower = tar_bytes(
+        &[
+            busybox::layer_entries(),
+            vec![
+                Entry::file("etc/doomed", "lower", 0o644),
+                Entry::file("etc/marker", "lower", 0o644),
+            ],
+        ]
+        .concat(),
+    );
+    let upper = tar_bytes(&[
+        Entry::whiteout("etc/doomed"),
+        Entry::file("etc/marker", "from docker save", 0o644),
+    ]);
+    let config = json!({
+        "architecture": cd_testkit::fixture::host_goarch(), "os": "linux",
+        "config": {"Entrypoint": ["/bin/cat", "/etc/marker"]},
+        "rootfs": {"type": "layers", "diff_ids": [
+            cd_testkit::fixture::digest(&lower), cd_testkit::fixture::digest(&upper)]},
+    });
+    let config_bytes = serde_json::to_vec(&config).unwrap();
+    let config_name = format!("{}.json", cd_testkit::fixture::sha256_hex(&config_bytes));
+    let (id1, id2) = ("a".repeat(64), "b".repeat(64));
+    let manifest = json!([{
+        "Config": config_name,
+        "RepoTags": ["legacy:1"],
+        "Layers": [format!("{id1}/layer.tar"), format!("{id2}/layer.tar")],
+    }]);
+    let mut files: Vec<(String, Vec<u8>)> = vec![
+        (format!("{id1}/VERSION"), b"1.0".to_vec()),
+        (format!("{id1}/json"), br#"{"id":"a"}"#.to_vec()),
+        (format!("{id1}/layer.tar"), lower),
+        (format!("{id2}/VERSION"), b"1.0".to_vec()),
+        (format!("{id2}/json"), br#"{"id":"b"}"#.to_vec()),
+        (format!("{id2}/layer.tar"), upper),
+        (config_name, config_bytes),
+        (
+            "repositories".to_string(),
+            format!(r#"{{"legacy":{{"1":"{id2}"}}}}"#).into_bytes(),
+        ),
+    ];
+    files.push((
+        "manifest.json".to_string(),
+        serde_json::to_vec(&manifest).unwrap(),
+    ));
+    let entries: Vec<Entry> = files
+        .iter()
+        .map(|(name, data)| Entry::file(name, data, 0o644))
+        .collect();
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("legacy.tar");
+    fs::write(&archive, tar_bytes(&entries)).unwrap();
+
+    let out = env.run(["install", &archive.display().to_string()]);
+    ok(&out);
+    let root = env.rootfs("legacy");
+    assert!(!root.join("etc/doomed").exists(), "whiteout applied");
+    assert!(!root.join("etc/.wh.doomed").exists());
+    assert!(
+        !root.join("repositories").exists(),
+        "archive files leaked into the tree"
+    );
+    let out = env.run(["run", "legacy"]);
+    ok(&out);
+    assert_eq!(stdout(&out), "from docker save");
+}
+
+/// `docker save` since Docker 25: an OCI layout that also carries a docker `manifest.json`
+/// pointing into `blobs/sha256/`. Either description leads to the same image.
+#[test]
+fn docker_25_save_archives_with_both_descriptions_install() {
+    let env = test_env();
+    let work = tempfile::tempdir().unwrap();
+    let mut layout = OciLayout::create(&work.path().join("layout"));
+    let written = layout.add_image("v1", &image("docker 25"));
+    let blob = |d: &str| format!("blobs/sha256/{}", d.trim_start_matches("sha256:"));
+    let manifest = json!([{
+        "Config": blob(&written.config_digest),
+        "RepoTags": ["new:1"],
+        "Layers": written.layer_digests.iter().map(|d| blob(d)).collect::<Vec<_>>(),
+    }]);
+    fs::write(
+        layout.dir.join("manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    let archive = work.path().join("new.tar");
+    sh(&format!(
+        "tar -C {} -cf {} .",
+        layout.dir.display(),
+        archive.display()
+    ));
+    let out = env.run(["install", &archive.display().to_string()]);
+    ok(&out);
+    let root = env.rootfs("new");
+    assert!(!root.join("etc/doomed").exists(), "whiteout applied");
+    assert!(!root.join("manifest.json").exists());
+    let out = env.run(["run", "new"]);
+    ok(&out);
+    assert_eq!(stdout(&out), "docker 25");
 }
