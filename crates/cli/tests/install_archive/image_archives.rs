@@ -1,4 +1,5 @@
-//! Image archives: OCI archives and docker-archives written by skopeo, `docker save` layouts old and new; install, platforms, run and reset.
+//! Image archives: OCI archives and docker-archives written by skopeo, and `docker save`
+//! layouts old and new; install, platforms, run and reset.
 
 use super::*;
 
