@@ -32,6 +32,10 @@ pub enum RuntimeError {
     Setup { name: String, detail: String },
     #[error("{0}: command not found")]
     CommandNotFound(String),
+    #[error(
+        "container '{name}' has no shell to log in with ({missing}); name a command after '--'"
+    )]
+    NoShell { name: String, missing: String },
     #[error("{0}: cannot execute: {1}")]
     NotExecutable(String, String),
     #[error("{context}: {source}")]
@@ -46,7 +50,7 @@ impl RuntimeError {
     /// The exit status of `login`/`run` for this error (ARCHITECTURE.md decision 7).
     pub fn exit_code(&self) -> i32 {
         match self {
-            RuntimeError::CommandNotFound(_) => 127,
+            RuntimeError::CommandNotFound(_) | RuntimeError::NoShell { .. } => 127,
             RuntimeError::NotExecutable(..) => 126,
             _ => 125,
         }

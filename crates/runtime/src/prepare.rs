@@ -56,8 +56,18 @@ pub(crate) fn prepare(req: &EnterRequest, root: &GuestRoot) -> Result<Prepared, 
     let program = if req.command.is_empty() {
         let shell = if root.exists(&user.shell) {
             user.shell.clone()
-        } else {
+        } else if root.exists("/bin/sh") {
             "/bin/sh".to_string()
+        } else {
+            let missing = if user.shell == "/bin/sh" {
+                "/bin/sh is missing".to_string()
+            } else {
+                format!("neither the user's shell {} nor /bin/sh exists", user.shell)
+            };
+            return Err(RuntimeError::NoShell {
+                name: req.name.clone(),
+                missing,
+            });
         };
         Program {
             argv: vec![login_argv0(&shell)],

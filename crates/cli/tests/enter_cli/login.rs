@@ -22,6 +22,25 @@ fn login_exit_statuses_pass_through() {
     assert_eq!(b.host_mounts(), Vec::<String>::new());
 }
 
+/// A distroless-style tree with no shell: a plain `login` says so (127) instead of
+/// "/bin/sh: command not found", and a named command still runs.
+#[test]
+fn login_without_a_shell_says_so() {
+    let b = Box::new();
+    let root = b.rootfs();
+    std::fs::remove_file(root.join("bin/sh")).unwrap();
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/bash\n").unwrap();
+    let out = b.run(&["login", "c"]);
+    assert_eq!(out.status.code(), Some(127), "{}", describe(&out));
+    let line = stderr(&out);
+    assert!(
+        line.contains("has no shell") && line.contains("/bin/bash") && line.contains("--"),
+        "{line}"
+    );
+    let out = b.login(&[], &["/bin/busybox", "true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+}
+
 #[test]
 fn login_output_and_pipes_pass_through() {
     let b = Box::new();
