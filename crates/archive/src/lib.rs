@@ -1,16 +1,18 @@
 //! Compression codecs for layers and backups: sniffing, streaming decoders and encoders
-//! (multithreaded for zstd and xz, pigz-style parallel gzip). Nothing here writes to disk: the
-//! caller hands in a reader or a writer.
+//! (multithreaded for zstd and xz, pigz-style parallel gzip), and tar streams with bounded
+//! metadata. Nothing here writes to disk: the caller hands in a reader or a writer.
 
 mod codec;
 mod decode;
 mod encode;
 mod pargz;
+mod tar_guard;
 
 pub use codec::{Compression, UnknownCompression};
 pub use decode::{decoder, sniffing_decoder};
 pub use encode::{encoder, FinishWrite};
 pub use pargz::{ParallelGzEncoder, GZIP_BLOCK_SIZE};
+pub use tar_guard::{guarded_archive, TarGuard, EXTENSION_LIMIT};
 
 /// Errors from building a decoder.
 #[derive(Debug, thiserror::Error)]

@@ -34,7 +34,7 @@ pub fn components(name: &str) -> Vec<&str> {
 
 /// Classify a tar stream by reading its headers (contents are skipped, not buffered).
 pub fn classify<R: Read>(tar_stream: R) -> Result<ArchiveKind, EngineError> {
-    let mut archive = tar::Archive::new(tar_stream);
+    let mut archive = cd_archive::guarded_archive(tar_stream);
     let entries = archive.entries().map_err(not_a_tar)?;
     let mut classifier = Classifier::default();
     for entry in entries {

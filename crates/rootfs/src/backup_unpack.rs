@@ -18,13 +18,13 @@ use std::path::{Path, PathBuf};
 
 use tar::{EntryType, Header, PaxExtensions};
 
+use cd_archive::EXTENSION_LIMIT;
+
 use crate::apply::{apply_tar, ApplyError, ApplyOptions, Skipped};
 use crate::root::Rootfs;
 
 /// `manifest.json` larger than this is not a container record.
 const MANIFEST_LIMIT: u64 = 16 * 1024 * 1024;
-/// GNU long names and PAX records larger than this are not from any tar we know.
-const EXTENSION_LIMIT: u64 = 16 * 1024 * 1024;
 const BLOCK: usize = 512;
 
 #[derive(Debug, thiserror::Error)]

@@ -60,7 +60,7 @@ pub enum DiffError {
 impl LayerEntries {
     /// Read the metadata of an uncompressed layer tar stream; file bodies are skipped.
     pub fn read(reader: impl Read) -> Result<LayerEntries, DiffError> {
-        let mut archive = tar::Archive::new(reader);
+        let mut archive = cd_archive::guarded_archive(reader);
         let mut layer = LayerEntries::default();
         for entry in archive.entries().map_err(DiffError::Layer)? {
             let entry = entry.map_err(DiffError::Layer)?;

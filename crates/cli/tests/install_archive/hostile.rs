@@ -144,3 +144,31 @@ fn hostile_image_archives_leave_a_host_canary_untouched() {
         }
     }
 }
+
+/// A metadata bomb: a PAX extension header claiming 256 MiB, whose body (zeros) gzip shrinks
+/// to a quarter of a megabyte. The tar parser would read it all into memory; the guard refuses
+/// it at the header.
+#[test]
+fn a_metadata_bomb_fails_at_once_in_one_line_and_leaves_nothing() {
+    let env = test_env();
+    let work = tempfile::tempdir().unwrap();
+    let mut header = tar::Header::new_ustar();
+    header.set_path("PaxHeaders/bomb").unwrap();
+    header.set_size(256 << 20);
+    header.set_entry_type(tar::EntryType::XHeader);
+    header.set_mode(0o644);
+    header.set_cksum();
+    let head = work.path().join("header");
+    fs::write(&head, header.as_bytes()).unwrap();
+    let bomb = work.path().join("bomb.tar.gz");
+    sh(&format!(
+        "(cat {}; head -c 256M /dev/zero) | gzip -1 > {}",
+        head.display(),
+        bomb.display()
+    ));
+    let out = env.run(["install", bomb.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let line = error_line(&out);
+    assert!(line.contains("malformed or hostile"), "{line}");
+    assert_nothing_left(&env, "bomb");
+}

@@ -459,3 +459,25 @@ fn progress_bars_show_on_a_terminal_only_and_not_with_quiet() {
         describe(&piped)
     );
 }
+
+/// A layer whose PAX header claims 32 MiB of metadata (zeros, tiny once gzipped) is refused at
+/// the header instead of being read into memory.
+#[test]
+fn a_metadata_bomb_layer_is_refused_in_one_line() {
+    let env = test_env();
+    let fake = FakeRegistry::open();
+    let mut header = tar::Header::new_ustar();
+    header.set_path("PaxHeaders/bomb").unwrap();
+    header.set_size(32 << 20);
+    header.set_entry_type(tar::EntryType::XHeader);
+    header.set_mode(0o644);
+    header.set_cksum();
+    let mut layer = header.as_bytes().to_vec();
+    layer.resize(layer.len() + (32 << 20), 0);
+    fake_image(&fake, "bomb", &layer, None);
+    let out = env.run(["install", &format!("{}/bomb:1", fake.host_port())]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let line = error_line(&out);
+    assert!(line.contains("malformed or hostile"), "{line}");
+    assert_nothing_left(&env, "bomb");
+}

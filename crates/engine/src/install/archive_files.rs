@@ -79,7 +79,7 @@ impl ArchiveFiles {
             layer_cache: paths.layer_cache(),
         };
         {
-            let mut archive = tar::Archive::new(&mut *stream);
+            let mut archive = cd_archive::guarded_archive(&mut *stream);
             let entries = archive.entries().map_err(|e| read_error(&e, cancel))?;
             for entry in entries {
                 if is_cancelled(cancel) {

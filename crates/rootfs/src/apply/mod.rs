@@ -167,7 +167,7 @@ pub fn apply_tar<R: Read>(
         stats: ApplyStats::default(),
         buf: vec![0; CHUNK],
     };
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = cd_archive::guarded_archive(reader);
     for entry in archive.entries().map_err(ApplyError::Archive)? {
         let mut entry = entry.map_err(ApplyError::Archive)?;
         if let Some(rel) = applier.apply_entry(&mut entry)? {
