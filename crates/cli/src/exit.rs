@@ -51,7 +51,30 @@ pub fn report_error(err: &anyhow::Error) {
             line.push_str(&text);
         }
     }
-    let _ = writeln!(std::io::stderr(), "{line}", line = without_os_codes(&line));
+    let _ = writeln!(
+        std::io::stderr(),
+        "{line}",
+        line = elide_long_words(&without_os_codes(&line))
+    );
+}
+
+/// Words (paths, mostly) longer than this are shortened in the middle, so that a hostile or
+/// absurd name cannot turn the one error line into pages.
+const LONGEST_WORD: usize = 200;
+
+fn elide_long_words(line: &str) -> String {
+    line.split(' ')
+        .map(|word| {
+            let chars = word.chars().count();
+            if chars <= LONGEST_WORD {
+                return word.to_string();
+            }
+            let head: String = word.chars().take(100).collect();
+            let tail: String = word.chars().skip(chars - 60).collect();
+            format!("{head}…[{} characters]…{tail}", chars - 160)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Drop the " (os error 2)" that Rust appends to OS error texts: the words say it already.
@@ -147,6 +170,19 @@ mod tests {
         let argv = std::iter::once("chroot-distro").chain(args.iter().copied());
         let err = Cli::try_parse_from(argv).expect_err("a usage error");
         usage_message(&err)
+    }
+
+    #[test]
+    fn absurdly_long_words_are_shortened_in_the_middle() {
+        use super::elide_long_words;
+        let path = format!("'/{}f'", "d/".repeat(5000));
+        let line = elide_long_words(&format!("error: cannot create {path} in the container"));
+        assert!(line.len() < 300, "{line}");
+        assert!(line.starts_with("error: cannot create '/d/d/"), "{line}");
+        assert!(line.ends_with("d/d/f' in the container"), "{line}");
+        assert!(line.contains("[9844 characters]"), "{line}");
+        let short = "error: cannot open ./x: no such file";
+        assert_eq!(elide_long_words(short), short);
     }
 
     #[test]

@@ -172,3 +172,22 @@ fn a_metadata_bomb_fails_at_once_in_one_line_and_leaves_nothing() {
     assert!(line.contains("malformed or hostile"), "{line}");
     assert_nothing_left(&env, "bomb");
 }
+
+/// A name 30 000 directories deep: the kernel refuses it, and the error stays one short line
+/// (the name is shortened in the middle) with nothing left behind.
+#[test]
+fn an_absurdly_deep_name_fails_in_one_short_line() {
+    let env = test_env();
+    let work = tempfile::tempdir().unwrap();
+    let deep = format!("{}f", "d/".repeat(30_000));
+    let tarball = work.path().join("deep.tar");
+    let mut entries = busybox::layer_entries();
+    entries.push(Entry::file(&deep, "x", 0o644));
+    fs::write(&tarball, tar_bytes(&entries)).unwrap();
+    let out = env.run(["install", tarball.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let line = error_line(&out);
+    assert!(line.len() < 400, "{} bytes: {line}", line.len());
+    assert!(line.contains("characters]"), "{line}");
+    assert_nothing_left(&env, "deep");
+}
