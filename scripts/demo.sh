@@ -68,7 +68,10 @@ for _ in $(seq 100); do
   curl -fsS "http://127.0.0.1:$PORT/v2/" >/dev/null 2>&1 && break
   sleep 0.1
 done
-skopeo --insecure-policy copy --quiet --dest-tls-verify=false "oci:$OCI:demo" "docker://127.0.0.1:$PORT/demo:1"
+# As root, skopeo would keep a blob-info cache in /var/lib/containers; the demo touches nothing
+# outside its temp dir (a nonzero _CONTAINERS_ROOTLESS_UID moves the cache under XDG_DATA_HOME).
+_CONTAINERS_ROOTLESS_UID=1000 XDG_DATA_HOME="$WORK/skopeo-data" \
+  skopeo --insecure-policy copy --quiet --dest-tls-verify=false "oci:$OCI:demo" "docker://127.0.0.1:$PORT/demo:1"
 
 # 3. The tool itself.
 step "chroot-distro --version"; "$BIN" --version

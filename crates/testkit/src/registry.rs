@@ -171,7 +171,7 @@ impl LocalRegistry {
     /// registry's credentials. `extra` goes before the operands (`--format v2s2`, `--all`,
     /// `--dest-compress-format zstd`, ...).
     pub fn push_oci_dir(&self, oci_dir: &Path, tag_in_dir: &str, repo_tag: &str, extra: &[&str]) {
-        let mut cmd = Command::new("skopeo");
+        let mut cmd = containers_tool("skopeo", self.dir.path());
         cmd.args([
             "--insecure-policy",
             "copy",
@@ -186,6 +186,17 @@ impl LocalRegistry {
             .arg(format!("docker://{}/{repo_tag}", self.host_port()));
         run(&mut cmd);
     }
+}
+
+/// `program` (skopeo, buildah) with its blob-info cache kept under `scratch`, a directory of
+/// the test's own. Run as root, containers/image keeps that cache in /var/lib/containers/cache,
+/// a host path outside the test; with a nonzero `_CONTAINERS_ROOTLESS_UID` it uses
+/// `$XDG_DATA_HOME/containers/cache` instead (nothing else changes for these commands).
+pub fn containers_tool(program: &str, scratch: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env("_CONTAINERS_ROOTLESS_UID", "1000")
+        .env("XDG_DATA_HOME", scratch.join("containers-tool-data"));
+    cmd
 }
 
 /// A CA and a server certificate for `IP:127.0.0.1, DNS:localhost`, written into `dir` as

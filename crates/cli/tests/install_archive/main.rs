@@ -79,7 +79,8 @@ pub(crate) fn image(marker: &str) -> ImageBuilder {
 /// An OCI layout with `tag` written by `fill`, copied by skopeo to `dest` (e.g.
 /// `oci-archive:/x.tar:tag`).
 pub(crate) fn skopeo_copy(layout: &Path, tag: &str, dest: &str, extra: &[&str]) {
-    let out = Command::new("skopeo")
+    let scratch = tempfile::tempdir().unwrap();
+    let out = cd_testkit::registry::containers_tool("skopeo", scratch.path())
         .arg("copy")
         .args(extra)
         .arg(format!("oci:{}:{tag}", layout.display()))

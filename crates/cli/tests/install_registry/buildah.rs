@@ -57,7 +57,8 @@ $B mount "$c"
 fn images_built_and_pushed_by_buildah_install_as_buildah_sees_them() {
     let reg = LocalRegistry::start_plain();
     let work = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("sh")
+    // buildah's blob-info cache goes under `work`, as skopeo's does (see containers_tool).
+    let out = cd_testkit::registry::containers_tool("sh", work.path())
         .args(["-c", BUILD])
         .env("D", work.path())
         .env("REG", reg.host_port())

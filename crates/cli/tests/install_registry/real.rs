@@ -423,7 +423,8 @@ fn install_by_digest_reference() {
     let host = reg.host_port();
 
     // skopeo may rewrite the manifest on the way; ask the registry for the digest it serves.
-    let inspect = std::process::Command::new("skopeo")
+    let scratch = tempfile::tempdir().unwrap();
+    let inspect = cd_testkit::registry::containers_tool("skopeo", scratch.path())
         .args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}"])
         .arg(format!("docker://{host}/plain:1"))
         .output()
