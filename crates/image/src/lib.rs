@@ -15,4 +15,4 @@ pub use manifest::{
 };
 pub use media::{media_type, LayerCompression, MediaTypeError};
 pub use platform::{Platform, PlatformError};
-pub use reference::{ImageRef, RefError, DOCKER_HUB};
+pub use reference::{is_dns_name, ImageRef, RefError, DOCKER_HUB};

@@ -254,7 +254,13 @@ fn valid_host(host: &str) -> bool {
     };
     let port_ok =
         port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
-    let name_ok = !name.is_empty()
+    port_ok && is_dns_name(name)
+}
+
+/// A host name as RFC 1123 writes it: dot-separated labels of letters, digits and inner
+/// hyphens.
+pub fn is_dns_name(name: &str) -> bool {
+    !name.is_empty()
         && name.split('.').all(|label| {
             !label.is_empty()
                 && !label.starts_with('-')
@@ -262,8 +268,7 @@ fn valid_host(host: &str) -> bool {
                 && label
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
-    port_ok && name_ok
+        })
 }
 
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`

@@ -129,19 +129,9 @@ impl EnterRequest {
     }
 }
 
-/// RFC 1123 names: labels of letters, digits and inner hyphens; 64 bytes at most (the
-/// kernel's limit).
+/// An RFC 1123 name of 64 bytes at most (the kernel's limit).
 fn is_valid_hostname(h: &str) -> bool {
-    !h.is_empty()
-        && h.len() <= 64
-        && h.split('.').all(|label| {
-            !label.is_empty()
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
+    h.len() <= 64 && cd_image::is_dns_name(h)
 }
 
 #[cfg(test)]
