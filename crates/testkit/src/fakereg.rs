@@ -233,8 +233,13 @@ fn get_header(req: &Request, name: &str) -> Option<String> {
 }
 
 fn basic(user: &str, pass: &str) -> String {
+    format!("Basic {}", base64(format!("{user}:{pass}").as_bytes()))
+}
+
+/// Standard base64 with padding (Basic credentials, auth files). The test kit's own, so the
+/// tests do not check the client's encoder against itself.
+pub fn base64(data: &[u8]) -> String {
     const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let data = format!("{user}:{pass}").into_bytes();
     let mut out = String::new();
     for c in data.chunks(3) {
         let n = (u32::from(c[0]) << 16)
@@ -248,7 +253,7 @@ fn basic(user: &str, pass: &str) -> String {
             });
         }
     }
-    format!("Basic {out}")
+    out
 }
 
 type Reply = Response<Cursor<Vec<u8>>>;
