@@ -1,6 +1,7 @@
 //! Fixture images: layers from chosen tar entries, configs, manifests and indexes, written as
 //! OCI image layouts that skopeo, umoci and our own reader understand.
 
+pub use crate::fakereg::base64;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -181,8 +182,6 @@ pub fn random_bytes(n: usize, mut seed: u64) -> Vec<u8> {
         })
         .collect()
 }
-
-pub use crate::fakereg::base64;
 
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = GzEncoder::new(Vec::new(), flate2::Compression::fast());
