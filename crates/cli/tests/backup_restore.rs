@@ -10,7 +10,7 @@ use std::process::Stdio;
 
 use cd_testkit::busybox;
 use cd_testkit::env::{describe, stderr, TestEnv};
-use cd_testkit::outcome::interrupt_and_wait;
+use cd_testkit::outcome::{interrupt_and_wait, spawn_collecting};
 
 fn env() -> TestEnv {
     TestEnv::new(env!("CARGO_BIN_EXE_chroot-distro"))
@@ -94,6 +94,16 @@ fn backup_to_stdout(env: &TestEnv, compression: &str) -> Vec<u8> {
     out.stdout
 }
 
+/// `restore` reading a pipe the test writes to, its output collected.
+fn spawn_restore_from_pipe(env: &TestEnv) -> std::process::Child {
+    env.cmd(["restore"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn ok(env: &TestEnv, args: &[&str]) {
     let out = env.run(args);
     assert!(out.status.success(), "{args:?}\n{}", describe(&out));
@@ -133,13 +143,7 @@ fn round_trip_through_a_pipe() {
     let backup = backup_to_stdout(&env, "gzip");
     assert_eq!(&backup[..2], &[0x1f, 0x8b]);
     ok(&env, &["remove", "-q", "box"]);
-    let mut child = env
-        .cmd(["restore"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_restore_from_pipe(&env);
     child.stdin.take().unwrap().write_all(&backup).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", describe(&out));
@@ -340,15 +344,7 @@ fn an_interrupted_backup_leaves_no_file_and_a_killed_one_no_file_under_its_name(
     let out_dir = tempfile::tempdir().unwrap();
     let target = out_dir.path().join("box.tar.xz");
     let started = || {
-        let child = env
-            .cmd(["backup", "-o"])
-            .arg(&target)
-            .arg("box")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = spawn_collecting(env.cmd(["backup", "-o"]).arg(&target).arg("box"));
         // The archive grows under a temporary name first (xz writes nothing for seconds, until
         // its first block is done).
         wait_for("a partial backup", || {
@@ -419,13 +415,7 @@ fn ctrl_c_ends_a_restore_waiting_on_a_stalled_pipe_and_leaves_nothing() {
     let backup = backup_to_stdout(&env, "none");
     ok(&env, &["remove", "-q", "box"]);
 
-    let mut child = env
-        .cmd(["restore"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_restore_from_pipe(&env);
     // Half the archive, then the writer goes quiet but keeps the pipe open.
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&backup[..backup.len() / 2]).unwrap();

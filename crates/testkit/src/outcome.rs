@@ -66,6 +66,19 @@ pub fn assert_cache_verified(env: &TestEnv) {
     }
 }
 
+/// Start `cmd` in the background with no stdin and its output collected, for
+/// [`interrupt_and_wait`] or `wait_with_output`.
+pub fn spawn_collecting(
+    mut cmd: impl std::borrow::BorrowMut<std::process::Command>,
+) -> std::process::Child {
+    cmd.borrow_mut()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the tool")
+}
+
 /// Send SIGINT to `child` (started with piped stdout/stderr) and collect its output; panics when
 /// it is still running after `limit` (it is killed then).
 pub fn interrupt_and_wait(mut child: std::process::Child, limit: std::time::Duration) -> Output {

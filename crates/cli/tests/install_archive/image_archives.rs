@@ -150,11 +150,7 @@ fn an_archive_with_several_images_for_the_platform_says_which_it_installs() {
     layout.add_image("first", &image("the first"));
     layout.add_image("second", &image("the second"));
     let archive = work.path().join("two.tar");
-    sh(&format!(
-        "tar -C {} -cf {} .",
-        layout.dir.display(),
-        archive.display()
-    ));
+    tar_dir(&layout.dir, &archive);
     let out = env.run(["install", &archive.display().to_string()]);
     ok(&out);
     assert!(
@@ -262,11 +258,7 @@ fn docker_25_save_archives_with_both_descriptions_install() {
     )
     .unwrap();
     let archive = work.path().join("new.tar");
-    sh(&format!(
-        "tar -C {} -cf {} .",
-        layout.dir.display(),
-        archive.display()
-    ));
+    tar_dir(&layout.dir, &archive);
     let out = env.run(["install", &archive.display().to_string()]);
     ok(&out);
     let root = env.rootfs("new");
@@ -275,4 +267,13 @@ fn docker_25_save_archives_with_both_descriptions_install() {
     let out = env.run(["run", "new"]);
     ok(&out);
     assert_eq!(stdout(&out), "docker 25");
+}
+
+/// `tar -C dir -cf archive .`: an OCI layout as the plain tar other tools write of it.
+fn tar_dir(dir: &Path, archive: &Path) {
+    sh(&format!(
+        "tar -C {} -cf {} .",
+        dir.display(),
+        archive.display()
+    ));
 }

@@ -17,7 +17,7 @@ use cd_testkit::env::{describe, stderr, stdout, TestEnv};
 use cd_testkit::fixture::{random_bytes, tar_bytes, Entry, ImageBuilder, OciLayout};
 use cd_testkit::outcome::{
     assert_cache_verified, assert_no_temp_files, assert_nothing_left, error_line,
-    interrupt_and_wait,
+    interrupt_and_wait, spawn_collecting,
 };
 use serde_json::{json, Value};
 

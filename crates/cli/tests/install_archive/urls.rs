@@ -144,13 +144,7 @@ fn ctrl_c_during_a_url_download_exits_130_and_leaves_nothing() {
         "/slow.tar.gz",
         Reply::Trickle(random_bytes(4_000_000, 3)),
     )]);
-    let child = env
-        .cmd(["install", &server.url("/slow.tar.gz")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_collecting(env.cmd(["install", &server.url("/slow.tar.gz")]));
     let tmp = env.cache_dir().join("tmp");
     let deadline = Instant::now() + Duration::from_secs(20);
     let downloading = || {
@@ -176,13 +170,7 @@ fn ctrl_c_while_a_server_says_nothing_exits_130_at_once() {
     let env = test_env();
     let reached = Arc::new(AtomicBool::new(false));
     let server = Server::start(vec![("/mute.tar", Reply::Silent(Arc::clone(&reached)))]);
-    let child = env
-        .cmd(["install", &server.url("/mute.tar")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_collecting(env.cmd(["install", &server.url("/mute.tar")]));
     let deadline = Instant::now() + Duration::from_secs(20);
     while !reached.load(Ordering::SeqCst) {
         assert!(Instant::now() < deadline, "the request never arrived");

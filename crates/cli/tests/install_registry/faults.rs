@@ -136,13 +136,10 @@ fn concurrent_installs_of_one_name_have_exactly_one_winner() {
     fake_image(&fake, "race", &layer, None);
     let reference = format!("{}/race:1", fake.host_port());
     let spawn = || -> Child {
-        env.cmd(["install", &reference, "-n", "same"])
-            .env("CD_DOWNLOAD_RATE_LIMIT", "4M")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+        spawn_collecting(
+            env.cmd(["install", &reference, "-n", "same"])
+                .env("CD_DOWNLOAD_RATE_LIMIT", "4M"),
+        )
     };
     let children: Vec<Child> = (0..3).map(|_| spawn()).collect();
     let outs: Vec<_> = children
@@ -183,13 +180,7 @@ fn ctrl_c_ends_an_install_stalled_by_the_registry_at_once() {
     let digest = fake_image(&fake, "stuck", &layer, None);
     fake.fault(&digest, Fault::Stall(400_000), 1);
     let reference = format!("{}/stuck:1", fake.host_port());
-    let child = env
-        .cmd(["install", &reference])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_collecting(env.cmd(["install", &reference]));
     let partial = partial_blob(&env, &digest);
     let deadline = Instant::now() + Duration::from_secs(20);
     // Some of the 400 000 bytes may sit in the server's write buffer.
@@ -227,14 +218,10 @@ fn ctrl_c_during_download_leaves_nothing_and_the_next_install_resumes() {
     let layer = tar_bytes(&[Entry::file("noise", &noise, 0o644)]);
     let digest = fake_image(&fake, "slow", &layer, None);
     let reference = format!("{}/slow:1", fake.host_port());
-    let child = env
-        .cmd(["install", &reference])
-        .env("CD_DOWNLOAD_RATE_LIMIT", "1M")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_collecting(
+        env.cmd(["install", &reference])
+            .env("CD_DOWNLOAD_RATE_LIMIT", "1M"),
+    );
     let partial = partial_blob(&env, &digest);
     let deadline = Instant::now() + Duration::from_secs(20);
     while partial.metadata().map(|m| m.len()).unwrap_or(0) < 500_000 {

@@ -15,7 +15,7 @@ use cd_testkit::fakereg::{FakeRegistry, Fault};
 use cd_testkit::fixture::{
     gzip, random_bytes, tar_bytes, Entry, ImageBuilder, OciLayout, WrittenImage,
 };
-use cd_testkit::outcome::{assert_nothing_left, error_line, interrupt_and_wait};
+use cd_testkit::outcome::{assert_nothing_left, error_line, interrupt_and_wait, spawn_collecting};
 use cd_testkit::registry::LocalRegistry;
 use serde_json::{json, Value};
 
