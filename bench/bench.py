@@ -661,23 +661,7 @@ def bench_login(res: Results, t: Tmpfs, ref: str, reps: int) -> None:
     if (T_LOGIN, CD) in res.errors:
         for tool in (CHROOT, UNSHARE_FLOOR):
             res.fail(T_LOGIN, tool, "not measured (needs chroot-distro's rootfs)")
-    # One untimed run each: first-login set-up (the Python tool's mounts, podman's runtime dirs).
-    for tool, cmd in cases.items():
-        if (T_LOGIN, tool) not in res.errors:
-            try:
-                timed(cmd, env=envs.get(tool))
-            except Failed as e:
-                res.fail(T_LOGIN, tool, not_measured(tool, str(e)))
-
-    def runs(tool: str) -> Sample:
-        samples = [timed(cases[tool], env=envs.get(tool)) for _ in range(LOGIN_RUNS)]
-        return Sample(statistics.median(s.secs for s in samples), max(s.rss_kib for s in samples))
-
-    names = list(cases)
-    for rep in range(reps):
-        log(f"login: repetition {rep + 1}/{reps}")
-        for tool in rotate(names, rep):
-            res.add(T_LOGIN, tool, lambda tool=tool: runs(tool))
+    measure_short_commands(res, T_LOGIN, "login", cases, envs, reps)
     sh(OURS, "unmount", "c", env=cd_env, check=False)
     sh(PY_TOOL, "unmount", "p", env=py_env, check=False)
     if (T_LOGIN, CD) not in res.errors:
@@ -723,20 +707,7 @@ def bench_join(res: Results, login: dict, envs: dict, p: list, ref: str, reps: i
         except Failed as e:
             res.fail(T_JOIN, PODMAN_EXEC, not_measured(PODMAN_EXEC, str(e)))
     try:
-        for tool, cmd in cases.items():  # one untimed run each
-            try:
-                timed(cmd, env=envs.get(tool))
-            except Failed as e:
-                res.fail(T_JOIN, tool, not_measured(tool, str(e)))
-
-        def runs(tool: str) -> Sample:
-            samples = [timed(cases[tool], env=envs.get(tool)) for _ in range(LOGIN_RUNS)]
-            return Sample(statistics.median(s.secs for s in samples), max(s.rss_kib for s in samples))
-
-        for rep in range(reps):
-            log(f"2nd session: repetition {rep + 1}/{reps}")
-            for tool in rotate(list(cases), rep):
-                res.add(T_JOIN, tool, lambda tool=tool: runs(tool))
+        measure_short_commands(res, T_JOIN, "2nd session", cases, envs, reps)
     finally:
         sh(*p, "rm", "-f", "-t", "0", "join", env=pod_env, check=False)
         for proc in background:
@@ -749,6 +720,28 @@ def bench_join(res: Results, login: dict, envs: dict, p: list, ref: str, reps: i
                 proc.wait()
         sh(OURS, "unmount", "c", env=envs[CD], check=False)
         sh(PY_TOOL, "unmount", "p", env=envs[PY], check=False)
+
+
+def measure_short_commands(res: Results, task: str, label: str, cases: dict, envs: dict,
+                           reps: int) -> None:
+    """`task` for each tool's command in `cases`: one untimed run each (first-use set-up: the
+    Python tool's mounts, podman's runtime dirs), then `reps` repetitions with the tools
+    alternated, each figure the median of LOGIN_RUNS runs."""
+    for tool, cmd in cases.items():
+        if (task, tool) not in res.errors:
+            try:
+                timed(cmd, env=envs.get(tool))
+            except Failed as e:
+                res.fail(task, tool, not_measured(tool, str(e)))
+
+    def runs(tool: str) -> Sample:
+        samples = [timed(cases[tool], env=envs.get(tool)) for _ in range(LOGIN_RUNS)]
+        return Sample(statistics.median(s.secs for s in samples), max(s.rss_kib for s in samples))
+
+    for rep in range(reps):
+        log(f"{label}: repetition {rep + 1}/{reps}")
+        for tool in rotate(list(cases), rep):
+            res.add(task, tool, lambda tool=tool: runs(tool))
 
 
 def pids_of(comm: str) -> list[int]:
