@@ -6,13 +6,15 @@ mod codec;
 mod decode;
 mod encode;
 mod pargz;
+pub mod tar_framing;
 mod tar_guard;
 
 pub use codec::{Compression, UnknownCompression};
 pub use decode::{decoder, sniffing_decoder};
 pub use encode::{encoder, FinishWrite};
 pub use pargz::{ParallelGzEncoder, GZIP_BLOCK_SIZE};
-pub use tar_guard::{guarded_archive, TarGuard, EXTENSION_LIMIT};
+pub use tar_framing::EXTENSION_LIMIT;
+pub use tar_guard::{guarded_archive, TarGuard};
 
 /// Errors from building a decoder.
 #[derive(Debug, thiserror::Error)]

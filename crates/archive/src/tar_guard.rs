@@ -5,17 +5,11 @@
 //! archive or layer could exhaust memory before any name is checked. [`TarGuard`] follows the
 //! tar framing of the bytes it passes on and fails the stream as soon as a metadata entry is
 //! larger than [`EXTENSION_LIMIT`]. Every tar stream the tool reads goes through
-//! [`guarded_archive`].
+//! [`guarded_archive`]. The framing itself is [`crate::tar_framing`].
 
 use std::io::{self, Read};
 
-use tar::Header;
-
-/// The largest PAX extension or GNU long name/link entry accepted (long names, links and
-/// extended attributes of real archives stay far below it).
-pub const EXTENSION_LIMIT: u64 = 16 << 20;
-
-const BLOCK: usize = 512;
+use crate::tar_framing::{EntryHead, FramingTrouble, TarFraming, TarWatcher, EXTENSION_LIMIT};
 
 /// A tar archive over `reader` whose metadata entries are bounded by [`EXTENSION_LIMIT`].
 pub fn guarded_archive<R: Read>(reader: R) -> tar::Archive<TarGuard<R>> {
@@ -24,168 +18,70 @@ pub fn guarded_archive<R: Read>(reader: R) -> tar::Archive<TarGuard<R>> {
 
 pub struct TarGuard<R> {
     inner: R,
-    state: State,
-    block: [u8; BLOCK],
-    filled: usize,
-    /// The body of the PAX extension being read, for a `size` record.
-    pax: Vec<u8>,
-    /// `size` of the last PAX extension: it replaces the next entry's header size.
-    pax_size: Option<u64>,
+    framing: TarFraming,
     refused: Option<String>,
 }
 
-enum State {
-    Header,
-    /// GNU sparse extension blocks follow the header before the data.
-    SparseExt {
-        data: u64,
-    },
-    Body {
-        left: u64,
-        pad: u64,
-        pax: bool,
-    },
-    /// The end marker, or a header the tar crate will reject itself: nothing more to follow.
-    Done,
+/// Lets every entry pass; only oversized metadata stops the stream.
+struct Bounds;
+
+impl TarWatcher for Bounds {
+    type Error = String;
+
+    fn entry(&mut self, head: &EntryHead<'_>) -> Result<bool, String> {
+        // The tar crate passes a global PAX header on as an entry instead of reading it, but
+        // no real archive has one this large either.
+        if head.kind.is_pax_global_extensions() && head.size > EXTENSION_LIMIT {
+            return Err(oversized(head.size));
+        }
+        Ok(false)
+    }
+
+    fn trouble(&mut self, trouble: FramingTrouble) -> Option<String> {
+        match trouble {
+            FramingTrouble::Oversized(size) => Some(oversized(size)),
+            // The tar crate reports a bad header itself, and keeps the header's size when a
+            // PAX size is unreadable.
+            FramingTrouble::BadHeader(_) | FramingTrouble::BadPaxSize => None,
+        }
+    }
+}
+
+fn oversized(size: u64) -> String {
+    format!(
+        "a long name or PAX record of {size} bytes (more than {EXTENSION_LIMIT}); \
+         the archive is malformed or hostile"
+    )
 }
 
 impl<R> TarGuard<R> {
     pub fn new(inner: R) -> Self {
         TarGuard {
             inner,
-            state: State::Header,
-            block: [0; BLOCK],
-            filled: 0,
-            pax: Vec::new(),
-            pax_size: None,
+            framing: TarFraming::default(),
             refused: None,
         }
     }
-
-    fn feed(&mut self, mut data: &[u8]) {
-        while !data.is_empty() && self.refused.is_none() {
-            match &mut self.state {
-                State::Done => return,
-                State::Header | State::SparseExt { .. } => {
-                    let take = (BLOCK - self.filled).min(data.len());
-                    self.block[self.filled..self.filled + take].copy_from_slice(&data[..take]);
-                    self.filled += take;
-                    data = &data[take..];
-                    if self.filled == BLOCK {
-                        self.filled = 0;
-                        match std::mem::replace(&mut self.state, State::Done) {
-                            // `isextended` of a GNU extended sparse block is its byte 504.
-                            State::SparseExt { data } if self.block[504] != 0 => {
-                                self.state = State::SparseExt { data };
-                            }
-                            State::SparseExt { data } => self.body(data, false),
-                            _ => self.header(),
-                        }
-                    }
-                }
-                State::Body { left, pad, pax } => {
-                    if *left > 0 {
-                        let take = usize::try_from(*left).map_or(data.len(), |l| l.min(data.len()));
-                        if *pax {
-                            self.pax.extend_from_slice(&data[..take]);
-                        }
-                        *left -= take as u64;
-                        data = &data[take..];
-                        if *left == 0 && *pax {
-                            self.pax_size = pax_size(&self.pax);
-                        }
-                    } else {
-                        let take = usize::try_from(*pad).map_or(data.len(), |p| p.min(data.len()));
-                        *pad -= take as u64;
-                        data = &data[take..];
-                    }
-                    if let State::Body {
-                        left: 0, pad: 0, ..
-                    } = self.state
-                    {
-                        self.state = State::Header;
-                    }
-                }
-            }
-        }
-    }
-
-    /// A complete header block, framed as the tar crate frames it.
-    fn header(&mut self) {
-        if self.block.iter().all(|b| *b == 0) {
-            return; // the end marker: State::Done
-        }
-        let header = Header::from_byte_slice(&self.block);
-        let Ok(size) = header.entry_size() else {
-            return; // the tar crate reports the bad header
-        };
-        let kind = header.entry_type();
-        let metadata = kind.is_gnu_longname()
-            || kind.is_gnu_longlink()
-            || kind.is_pax_local_extensions()
-            || kind.is_pax_global_extensions();
-        if metadata {
-            if size > EXTENSION_LIMIT {
-                self.refused = Some(format!(
-                    "a long name or PAX record of {size} bytes (more than {EXTENSION_LIMIT}); \
-                     the archive is malformed or hostile"
-                ));
-                return;
-            }
-            self.pax.clear();
-            self.body(size, kind.is_pax_local_extensions());
-            return;
-        }
-        let size = self.pax_size.take().unwrap_or(size);
-        let extended_sparse =
-            kind.is_gnu_sparse() && header.as_gnu().is_some_and(|g| g.is_extended());
-        if extended_sparse {
-            self.state = State::SparseExt { data: size };
-        } else {
-            self.body(size, false);
-        }
-    }
-
-    fn body(&mut self, size: u64, pax: bool) {
-        let pad = (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64;
-        self.state = if size == 0 {
-            if pax {
-                self.pax_size = None;
-            }
-            State::Header
-        } else {
-            State::Body {
-                left: size,
-                pad,
-                pax,
-            }
-        };
-    }
-}
-
-fn pax_size(records: &[u8]) -> Option<u64> {
-    tar::PaxExtensions::new(records)
-        .filter_map(Result::ok)
-        .find(|e| e.key_bytes() == b"size")
-        .and_then(|e| e.value().ok()?.parse().ok())
 }
 
 impl<R: Read> Read for TarGuard<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(why) = &self.refused {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, why.clone()));
+        if self.refused.is_none() {
+            let n = self.inner.read(buf)?;
+            match self.framing.feed(&buf[..n], &mut Bounds) {
+                Ok(()) => return Ok(n),
+                Err(why) => self.refused = Some(why),
+            }
         }
-        let n = self.inner.read(buf)?;
-        self.feed(&buf[..n]);
-        match &self.refused {
-            Some(why) => Err(io::Error::new(io::ErrorKind::InvalidData, why.clone())),
-            None => Ok(n),
-        }
+        let why = self.refused.clone().unwrap_or_default();
+        Err(io::Error::new(io::ErrorKind::InvalidData, why))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use tar::Header;
+
     use super::*;
 
     fn names_of(bytes: &[u8]) -> io::Result<Vec<String>> {
@@ -243,6 +139,30 @@ mod tests {
             names,
             vec![long, "big".to_string(), "pax-named".to_string()]
         );
+    }
+
+    /// A malformed PAX record before `size` makes the tar crate ignore that size; the guard
+    /// must frame the same way, or it would lose track and let what follows through.
+    #[test]
+    fn framing_follows_the_tar_crate_past_a_malformed_pax_record() {
+        let pax = [b"5 ab\n".to_vec(), pax_record("size", "1000")].concat();
+        let mut bytes = header(b"PaxHeaders/x", pax.len() as u64, tar::EntryType::XHeader)
+            .as_bytes()
+            .to_vec();
+        bytes.extend_from_slice(&pax);
+        bytes.resize(bytes.len().div_ceil(512) * 512, 0);
+        let file = header(b"file", 8, tar::EntryType::Regular);
+        bytes.extend_from_slice(file.as_bytes());
+        bytes.extend_from_slice(b"12345678");
+        bytes.resize(bytes.len().div_ceil(512) * 512, 0);
+        let bomb = header(
+            b"././@LongLink",
+            EXTENSION_LIMIT + 1,
+            tar::EntryType::GNULongName,
+        );
+        bytes.extend_from_slice(bomb.as_bytes());
+        let err = names_of(&bytes).unwrap_err();
+        assert!(err.to_string().contains("malformed or hostile"), "{err}");
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! directory metadata applied last.
 //!
 //! What the applier does not know is the shape of a backup, so a [`Watch`] sits between the
-//! stream and the applier. It follows the tar framing of the bytes the applier reads (the same
-//! headers, long names, PAX records and sparse maps the tar crate honours), learns the container
+//! stream and the applier. It follows the tar framing of the bytes the applier reads
+//! (`cd_archive::tar_framing`: the same headers, long names, PAX records and sparse maps the tar
+//! crate honours), learns the container
 //! name from the first entry, keeps `manifest.json`, and stops the stream with an error at the
 //! first entry that has no place in a backup: a bare rootfs, an absolute or `..` name, a second
 //! top-level name, a hard link to something outside the rootfs. The applier then fails, and
@@ -16,9 +17,8 @@
 use std::io::{self, Cursor, Read};
 use std::path::{Path, PathBuf};
 
-use tar::{EntryType, Header, PaxExtensions};
-
-use cd_archive::EXTENSION_LIMIT;
+use cd_archive::tar_framing::{EntryHead, FramingTrouble, TarFraming, TarWatcher};
+use tar::EntryType;
 
 use crate::apply::{apply_tar, ApplyError, ApplyOptions, Skipped};
 use crate::root::Rootfs;
@@ -85,14 +85,14 @@ pub fn unpack_backup(
     // Read just far enough to know the name; the bytes are replayed to the applier.
     let mut head = Vec::new();
     let mut chunk = [0u8; BLOCK];
-    while watch.name.is_none() {
+    while watch.shape.name.is_none() {
         match watch.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => head.extend_from_slice(&chunk[..n]),
             Err(e) => return Err(watch.error.take().unwrap_or(UnpackError::Archive(e))),
         }
     }
-    let Some(name) = watch.name.clone() else {
+    let Some(name) = watch.shape.name.clone() else {
         return Err(UnpackError::NotABackup("it is empty".into()));
     };
     let dir = prepare(&name).map_err(UnpackError::Refused)?;
@@ -117,7 +117,7 @@ pub fn unpack_backup(
     let stats = applied?;
     Ok(Unpacked {
         name,
-        manifest: watch.manifest.take(),
+        manifest: watch.shape.manifest.take(),
         entries: stats.entries,
         skips: stats.skips,
         xattr_failures: stats.xattr_failures,
@@ -148,54 +148,31 @@ fn components(raw: &[u8]) -> Option<Vec<&[u8]>> {
     Some(out)
 }
 
-/// Where the watcher is in the tar framing.
-enum State {
-    /// Collecting a 512-byte header.
-    Header,
-    /// Collecting a GNU extended sparse map block; the entry's data follows the last one.
-    SparseExt { data: u64, sink: Sink },
-    /// Inside an entry's data and its padding.
-    Body { data: u64, pad: u64, sink: Sink },
-    /// After the end-of-archive block (or a refusal): nothing more is looked at.
-    End,
-}
-
-/// What an entry's data is kept for.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Sink {
-    Skip,
-    LongName,
-    LongLink,
-    Pax,
-    Manifest,
-}
-
 /// A reader that follows the tar framing of what passes through it and polices the names.
 struct Watch<R> {
     inner: R,
-    state: State,
-    block: [u8; BLOCK],
-    filled: usize,
-    captured: Vec<u8>,
-    long_name: Option<Vec<u8>>,
-    long_link: Option<Vec<u8>>,
-    pax: Option<Vec<u8>>,
+    framing: TarFraming,
+    shape: Shape,
+    error: Option<UnpackError>,
+}
+
+/// What the entries seen so far say: the container name, and its record.
+#[derive(Default)]
+struct Shape {
     name: Option<String>,
     manifest: Option<Vec<u8>>,
-    error: Option<UnpackError>,
 }
 
 impl<R: Read> Read for Watch<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.error.is_some() {
-            return Err(io::Error::other("the backup was refused"));
+        if self.error.is_none() {
+            let n = self.inner.read(buf)?;
+            match self.framing.feed(&buf[..n], &mut self.shape) {
+                Ok(()) => return Ok(n),
+                Err(e) => self.error = Some(e),
+            }
         }
-        let n = self.inner.read(buf)?;
-        self.feed(&buf[..n]);
-        if self.error.is_some() {
-            return Err(io::Error::other("the backup was refused"));
-        }
-        Ok(n)
+        Err(io::Error::other("the backup was refused"))
     }
 }
 
@@ -203,175 +180,46 @@ impl<R> Watch<R> {
     fn new(inner: R) -> Self {
         Watch {
             inner,
-            state: State::Header,
-            block: [0; BLOCK],
-            filled: 0,
-            captured: Vec::new(),
-            long_name: None,
-            long_link: None,
-            pax: None,
-            name: None,
-            manifest: None,
+            framing: TarFraming::default(),
+            shape: Shape::default(),
             error: None,
         }
     }
+}
 
-    fn feed(&mut self, mut data: &[u8]) {
-        while !data.is_empty() && self.error.is_none() {
-            match &mut self.state {
-                State::End => return,
-                State::Header | State::SparseExt { .. } => {
-                    let take = (BLOCK - self.filled).min(data.len());
-                    self.block[self.filled..self.filled + take].copy_from_slice(&data[..take]);
-                    self.filled += take;
-                    data = &data[take..];
-                    if self.filled == BLOCK {
-                        self.filled = 0;
-                        let result = match std::mem::replace(&mut self.state, State::End) {
-                            State::SparseExt { data, sink } => {
-                                self.sparse_block(data, sink);
-                                Ok(())
-                            }
-                            _ => self.header(),
-                        };
-                        if let Err(e) = result {
-                            self.state = State::End;
-                            self.error = Some(e);
-                        }
-                    }
-                }
-                State::Body {
-                    data: left,
-                    pad,
-                    sink,
-                } => {
-                    let sink = *sink;
-                    if *left > 0 {
-                        let take = usize::try_from(*left).map_or(data.len(), |l| l.min(data.len()));
-                        if sink != Sink::Skip {
-                            self.captured.extend_from_slice(&data[..take]);
-                        }
-                        *left -= take as u64;
-                        data = &data[take..];
-                        if *left == 0 {
-                            let body = std::mem::take(&mut self.captured);
-                            match sink {
-                                Sink::Skip => {}
-                                Sink::LongName => self.long_name = Some(body),
-                                Sink::LongLink => self.long_link = Some(body),
-                                Sink::Pax => self.pax = Some(body),
-                                Sink::Manifest => self.manifest = Some(body),
-                            }
-                        }
-                    } else {
-                        let take = usize::try_from(*pad).map_or(data.len(), |p| p.min(data.len()));
-                        *pad -= take as u64;
-                        data = &data[take..];
-                    }
-                    if let State::Body {
-                        data: 0, pad: 0, ..
-                    } = self.state
-                    {
-                        self.state = State::Header;
-                    }
-                }
-            }
-        }
+impl TarWatcher for Shape {
+    type Error = UnpackError;
+
+    fn entry(&mut self, head: &EntryHead<'_>) -> Result<bool, UnpackError> {
+        let sink = self.check(head.path, head.kind, head.link, head.size)?;
+        Ok(sink == Sink::Manifest)
     }
 
-    /// A complete header block, handled as the tar crate's `Entries` does.
-    fn header(&mut self) -> Result<(), UnpackError> {
-        if self.block.iter().all(|b| *b == 0) {
-            self.state = State::End;
-            return Ok(());
-        }
-        let header = Header::from_byte_slice(&self.block).clone();
-        let kind = header.entry_type();
-        let extension = kind.is_gnu_longname()
-            || kind.is_gnu_longlink()
-            || kind.is_pax_local_extensions()
-            || kind.is_pax_global_extensions();
-        let mut size = header.entry_size().map_err(UnpackError::Archive)?;
-        if !extension {
-            if let Some(s) = self.pax.as_deref().and_then(|p| pax_value(p, b"size")) {
-                size = std::str::from_utf8(&s)
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| UnpackError::NotABackup("a PAX size is not a number".into()))?;
-            }
-        }
-        let recognized = header.as_gnu().is_some() || header.as_ustar().is_some();
-        let ext_sink = match kind {
-            k if recognized && k.is_gnu_longname() => Some(Sink::LongName),
-            k if recognized && k.is_gnu_longlink() => Some(Sink::LongLink),
-            k if recognized && k.is_pax_local_extensions() => Some(Sink::Pax),
-            _ => None,
-        };
-        if let Some(sink) = ext_sink {
-            if size > EXTENSION_LIMIT {
-                return Err(UnpackError::NotABackup(
-                    "a long name or PAX record is unreasonably large".into(),
-                ));
-            }
-            self.body(size, sink);
-            return Ok(());
-        }
-
-        let pax = self.pax.take();
-        let path = match self.long_name.take() {
-            Some(n) => strip_nul(n),
-            None => pax
-                .as_deref()
-                .and_then(|p| pax_value(p, b"path"))
-                .unwrap_or_else(|| header.path_bytes().into_owned()),
-        };
-        let link = match self.long_link.take() {
-            Some(n) => Some(strip_nul(n)),
-            None => pax
-                .as_deref()
-                .and_then(|p| pax_value(p, b"linkpath"))
-                .or_else(|| header.link_name_bytes().map(|l| l.into_owned())),
-        };
-        let sink = self.check(&path, kind, link.as_deref(), size)?;
-        let sparse_ext = kind.is_gnu_sparse() && header.as_gnu().is_some_and(|g| g.is_extended());
-        if sparse_ext {
-            self.state = State::SparseExt { data: size, sink };
-        } else {
-            self.body(size, sink);
-        }
-        Ok(())
+    fn data(&mut self, data: Vec<u8>) {
+        self.manifest = Some(data);
     }
 
-    fn sparse_block(&mut self, data: u64, sink: Sink) {
-        // `isextended` of a `GnuExtSparseHeader` is its byte 504.
-        if self.block[504] != 0 {
-            self.state = State::SparseExt { data, sink };
-        } else {
-            self.body(data, sink);
-        }
-    }
-
-    fn body(&mut self, size: u64, sink: Sink) {
-        let pad = (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64;
-        self.captured.clear();
-        self.state = if size == 0 {
-            match sink {
-                Sink::LongName => self.long_name = Some(Vec::new()),
-                Sink::LongLink => self.long_link = Some(Vec::new()),
-                Sink::Pax => self.pax = Some(Vec::new()),
-                Sink::Manifest => self.manifest = Some(Vec::new()),
-                Sink::Skip => {}
+    fn trouble(&mut self, trouble: FramingTrouble) -> Option<UnpackError> {
+        Some(match trouble {
+            FramingTrouble::BadHeader(e) => UnpackError::Archive(e),
+            FramingTrouble::BadPaxSize => {
+                UnpackError::NotABackup("a PAX size is not a number".into())
             }
-            State::Header
-        } else {
-            State::Body {
-                data: size,
-                pad,
-                sink,
+            FramingTrouble::Oversized(_) => {
+                UnpackError::NotABackup("a long name or PAX record is unreasonably large".into())
             }
-        };
+        })
     }
+}
 
+/// What an entry's data is kept for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sink {
+    Skip,
+    Manifest,
+}
+
+impl Shape {
     /// Whether an entry belongs in a backup, and what its data is kept for.
     fn check(
         &mut self,
@@ -427,23 +275,10 @@ impl<R> Watch<R> {
     }
 }
 
-fn strip_nul(mut bytes: Vec<u8>) -> Vec<u8> {
-    if bytes.last() == Some(&0) {
-        bytes.pop();
-    }
-    bytes
-}
-
-/// The last value of `key` in PAX records, as the tar crate finds it.
-fn pax_value(records: &[u8], key: &[u8]) -> Option<Vec<u8>> {
-    PaxExtensions::new(records)
-        .filter_map(Result::ok)
-        .find(|e| e.key_bytes() == key)
-        .map(|e| e.value_bytes().to_vec())
-}
-
 #[cfg(test)]
 mod tests {
+    use tar::Header;
+
     use super::*;
 
     #[test]
@@ -484,8 +319,11 @@ mod tests {
         let mut buf = [0u8; 77];
         while watch.read(&mut buf).unwrap() > 0 {}
         assert!(watch.error.is_none());
-        assert_eq!(watch.name.as_deref(), Some("box"));
-        assert_eq!(watch.manifest.as_deref(), Some(&br#"{"image":"x"}"#[..]));
+        assert_eq!(watch.shape.name.as_deref(), Some("box"));
+        assert_eq!(
+            watch.shape.manifest.as_deref(),
+            Some(&br#"{"image":"x"}"#[..])
+        );
     }
 
     #[test]
@@ -507,7 +345,7 @@ mod tests {
         let mut sink = Vec::new();
         watch.read_to_end(&mut sink).unwrap();
         assert!(watch.error.is_none());
-        assert_eq!(watch.manifest.as_deref(), Some(&b"{}x"[..]));
+        assert_eq!(watch.shape.manifest.as_deref(), Some(&b"{}x"[..]));
     }
 
     #[test]
