@@ -1,9 +1,8 @@
 //! `install PATH`: a local archive. A first pass over the entries decides what it is (a plain
 //! root filesystem and how deep, an OCI layout, a docker-archive); the second installs it.
 
-use std::cell::Cell;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use cd_rootfs::{apply_tar, ApplyError, ApplyOptions, ApplyStats};
 
@@ -15,7 +14,7 @@ use crate::archive_kind::{classify, ArchiveKind, Classifier};
 use crate::error::EngineError;
 use crate::report::Reporter;
 use crate::store::Store;
-use crate::watch::is_cancelled;
+use crate::watch::{is_cancelled, WatchedReader};
 
 /// Install the archive file `path` as container `name`.
 pub fn install_path(
@@ -153,21 +152,19 @@ fn extract_unstripped(
     let mut classifier = Classifier::default();
     // Once the names say this is no flat root filesystem, writing the rest would be wasted:
     // the reader then ends the extraction, and the classifying pass takes over.
-    let give_up = Cell::new(false);
-    let reader = Abandonable {
-        inner: &mut stream,
-        give_up: &give_up,
-    };
+    let give_up = AtomicBool::new(false);
+    let no_bar = crate::report::Silent.progress("", 0);
+    let reader = WatchedReader::new(&mut stream, &*no_bar, Some(&give_up));
     let applied = apply_tar(builder.rootfs(), reader, &opts, &mut |p| {
         classifier.observe(&p.to_string_lossy());
         if classifier.unlikely_flat() {
-            give_up.set(true);
+            give_up.store(true, Ordering::Relaxed);
         }
     });
     if is_cancelled(cancel) {
         return Err(EngineError::Interrupted);
     }
-    if give_up.get() {
+    if give_up.load(Ordering::Relaxed) {
         return Ok(Speculation::Other(None));
     }
     let stats = match applied {
@@ -185,21 +182,6 @@ fn extract_unstripped(
         Ok(kind) => Speculation::Other(Some((kind, compression))),
         Err(_) => Speculation::Other(None),
     })
-}
-
-/// A reader that fails once `give_up` is set.
-struct Abandonable<'a, R> {
-    inner: R,
-    give_up: &'a Cell<bool>,
-}
-
-impl<R: std::io::Read> std::io::Read for Abandonable<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.give_up.get() {
-            return Err(std::io::Error::other("not a flat root filesystem"));
-        }
-        self.inner.read(buf)
-    }
 }
 
 /// How a plain root filesystem tarball maps onto the root: owners kept, `strip` leading
