@@ -38,7 +38,7 @@ pub struct ParallelGzEncoder<W: Write> {
     header_written: bool,
     crc: crc32fast::Hasher,
     /// Input length modulo 2^32, for the trailer.
-    isize: u32,
+    input_len: u32,
 }
 
 impl<W: Write> ParallelGzEncoder<W> {
@@ -67,7 +67,7 @@ impl<W: Write> ParallelGzEncoder<W> {
             block_size,
             header_written: false,
             crc: crc32fast::Hasher::new(),
-            isize: 0,
+            input_len: 0,
         }
     }
 
@@ -83,7 +83,7 @@ impl<W: Write> ParallelGzEncoder<W> {
         let block = std::mem::replace(&mut self.block, Vec::with_capacity(self.block_size));
         let level = self.level;
         // Truncation is the point: ISIZE is the length modulo 2^32.
-        self.isize = self.isize.wrapping_add(block.len() as u32);
+        self.input_len = self.input_len.wrapping_add(block.len() as u32);
         if self.threads == 1 {
             let piece = compress_block(&block, level, last)?;
             return self.write_piece(piece);
@@ -124,13 +124,13 @@ impl<W: Write> ParallelGzEncoder<W> {
             self.write_oldest()?;
         }
         let crc = std::mem::replace(&mut self.crc, crc32fast::Hasher::new()).finalize();
-        let isize = self.isize;
+        let input_len = self.input_len;
         let mut out = self
             .out
             .take()
             .ok_or_else(|| io::Error::other("the gzip stream is already finished"))?;
         out.write_all(&crc.to_le_bytes())?;
-        out.write_all(&isize.to_le_bytes())?;
+        out.write_all(&input_len.to_le_bytes())?;
         out.flush()?;
         Ok(out)
     }
